@@ -1,0 +1,68 @@
+/** Audit action names of SPEC §9: `noun.verb`, past tense. The `action` filter accepts exactly these. */
+export const AUDIT_ACTIONS = [
+  'api_key.created',
+  'api_key.updated',
+  'api_key.rotated',
+  'api_key.revoked',
+  'api_key.deleted',
+  'system_key.created',
+  'system_key.updated',
+  'system_key.rotated',
+  'system_key.revoked',
+  'system_key.deleted',
+  'session.created',
+  'session.ended',
+  'login.failed',
+  'member.added',
+  'member.updated',
+  'member.removed',
+  'organization.created',
+  'organization.updated',
+  'organization.deleted',
+  'system_settings.updated',
+  'portal_link.created',
+  'portal_link.redeemed',
+  'refund.created',
+  'data_io.export_started',
+  'data_io.import_started',
+  'audit.read',
+  'auth.invalid_api_key',
+  'auth.insufficient_scope',
+  'auth.organization_mismatch',
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export type ActorType = 'user' | 'api_key' | 'system';
+
+export interface Actor {
+  type: ActorType;
+  id: string | null;
+}
+
+export const SYSTEM_ACTOR: Actor = { type: 'system', id: null };
+
+export interface AuditInput {
+  action: AuditAction;
+  actor: Actor;
+  organizationId: string | null;
+  target?: { type: string; id: string } | null;
+  ip?: string | null;
+  requestId?: string | null;
+  outcome?: 'success' | 'failure' | 'denied';
+  details?: Record<string, unknown>;
+}
+
+export interface AuditEvent {
+  id: string;
+  object: 'audit_event';
+  at: string;
+  action: AuditAction;
+  actor: Actor;
+  organizationId: string | null;
+  target: { type: string; id: string } | null;
+  ip: string | null;
+  requestId: string | null;
+  outcome: string;
+  details: Record<string, unknown>;
+}

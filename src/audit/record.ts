@@ -1,0 +1,65 @@
+/**
+ * Appending to the hash-chained audit log. Callers pass the transaction that makes the change, so an
+ * event exists exactly when its change does. Each event's hash covers the previous event's hash and a
+ * canonical form of its own fields; changing, removing or reordering a row breaks the chain.
+ */
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../db/database.js';
+import { newId } from '../ids.js';
+import type { AuditEvent, AuditInput } from './events.js';
+
+/** JSON with object keys sorted at every depth: jsonb does not keep key order. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function eventHash(prevHash: string, event: AuditEvent): string {
+  const { object: _object, ...fields } = event;
+  return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(fields)).digest('hex');
+}
+
+export async function recordAudit(tx: Queryable, input: AuditInput): Promise<AuditEvent> {
+  const event: AuditEvent = {
+    id: newId('event'),
+    object: 'audit_event',
+    at: new Date().toISOString(),
+    action: input.action,
+    actor: input.actor,
+    organizationId: input.organizationId,
+    target: input.target ?? null,
+    ip: input.ip ?? null,
+    requestId: input.requestId ?? null,
+    outcome: input.outcome ?? 'success',
+    details: input.details ?? {},
+  };
+  // Row lock on the chain head: appends are serialised, so every event links to its predecessor.
+  const [head] = await tx.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1 FOR UPDATE');
+  const hash = eventHash(head!.hash, event);
+  const [row] = await tx.query<{ seq: number }>(
+    `INSERT INTO audit_events (id, at, action, actor_type, actor_id, organization_id, target, ip, request_id,
+       outcome, details, prev_hash, hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`,
+    [
+      event.id,
+      event.at,
+      event.action,
+      event.actor.type,
+      event.actor.id,
+      event.organizationId,
+      event.target ? JSON.stringify(event.target) : null,
+      event.ip,
+      event.requestId,
+      event.outcome,
+      JSON.stringify(event.details),
+      head!.hash,
+      hash,
+    ],
+  );
+  await tx.query('UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1', [row!.seq, hash]);
+  return event;
+}

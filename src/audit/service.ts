@@ -1,0 +1,192 @@
+/**
+ * Reading the audit log (filtered, cursor-paginated, itself audited), checking the hash chain, and
+ * recording refused attempts outside any business transaction.
+ */
+import type { Database } from '../db/database.js';
+import { notFound, validationError } from '../errors.js';
+import { isId } from '../ids.js';
+import { AUDIT_ACTIONS, type AuditAction, type AuditEvent, type AuditInput, type ActorType } from './events.js';
+import { eventHash, recordAudit } from './record.js';
+import type { RequestContext } from '../auth/context.js';
+
+export interface AuditFilter {
+  organizationId?: string | null;
+  action?: string;
+  actorType?: string;
+  actorId?: string;
+  from?: string;
+  to?: string;
+  limit: number;
+  startingAfter?: string | null;
+}
+
+interface Row {
+  seq: number;
+  id: string;
+  at: Date;
+  action: AuditAction;
+  actor_type: ActorType;
+  actor_id: string | null;
+  organization_id: string | null;
+  target: { type: string; id: string } | null;
+  ip: string | null;
+  request_id: string | null;
+  outcome: string;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+function toEvent(r: Row): AuditEvent {
+  return {
+    id: r.id,
+    object: 'audit_event',
+    at: r.at.toISOString(),
+    action: r.action,
+    actor: { type: r.actor_type, id: r.actor_id },
+    organizationId: r.organization_id,
+    target: r.target,
+    ip: r.ip,
+    requestId: r.request_id,
+    outcome: r.outcome,
+    details: r.details,
+  };
+}
+
+export interface IntegrityReport {
+  ok: boolean;
+  checked: number;
+  headMatches: boolean;
+  /** The first event whose hash or link does not verify. */
+  firstBrokenEventId: string | null;
+  reason: string | null;
+}
+
+const ACTIONS = new Set<string>(AUDIT_ACTIONS);
+
+export class AuditService {
+  /** invalid_api_key refusals per source address, aggregated so a flood writes one row a minute. */
+  private invalidKeyBursts = new Map<string, { count: number; first: number; reported: number }>();
+
+  constructor(private readonly deps: { db: Database; log: { error(obj: object, msg: string): void } }) {}
+
+  async list(ctx: RequestContext, filter: AuditFilter, scope: 'organization' | 'system') {
+    const errors = [];
+    if (filter.action !== undefined && !ACTIONS.has(filter.action)) errors.push({ path: '/action', message: `unknown action "${filter.action}"` });
+    if (filter.actorType !== undefined && !['user', 'api_key', 'system'].includes(filter.actorType)) {
+      errors.push({ path: '/actorType', message: 'must be user, api_key or system' });
+    }
+    const from = filter.from ? new Date(filter.from) : null;
+    const to = filter.to ? new Date(filter.to) : null;
+    if (from && Number.isNaN(from.getTime())) errors.push({ path: '/from', message: 'must be an ISO 8601 date-time' });
+    if (to && Number.isNaN(to.getTime())) errors.push({ path: '/to', message: 'must be an ISO 8601 date-time' });
+    if (errors.length > 0) throw validationError(errors);
+
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (scope === 'organization') add('organization_id = ?', filter.organizationId);
+    if (filter.action) add('action = ?', filter.action);
+    if (filter.actorType) add('actor_type = ?', filter.actorType);
+    if (filter.actorId) add('actor_id = ?', filter.actorId);
+    if (from) add('at >= ?', from);
+    if (to) add('at < ?', to);
+    if (filter.startingAfter) {
+      const cursor = isId('event', filter.startingAfter)
+        ? await this.deps.db.query<{ seq: number; organization_id: string | null }>('SELECT seq, organization_id FROM audit_events WHERE id = $1', [filter.startingAfter])
+        : [];
+      if (!cursor[0] || (scope === 'organization' && cursor[0].organization_id !== filter.organizationId)) throw notFound('audit event');
+      add('seq < ?', cursor[0].seq);
+    }
+    params.push(filter.limit + 1);
+    const rows = await this.deps.db.query<Row>(
+      `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    // Reading the audit log is itself an audited action.
+    await this.deps.db.transaction((tx) =>
+      recordAudit(tx, {
+        action: 'audit.read',
+        actor: ctx.actor,
+        organizationId: scope === 'organization' ? (filter.organizationId ?? null) : null,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        details: {
+          scope,
+          filter: Object.fromEntries(Object.entries({ ...filter, organizationId: undefined }).filter(([, v]) => v !== undefined && v !== null)),
+        },
+      }),
+    );
+    return { object: 'list' as const, data: rows.slice(0, filter.limit).map(toEvent), hasMore: rows.length > filter.limit };
+  }
+
+  /** Walks the whole chain in order, recomputing every hash. */
+  async verifyChain(): Promise<IntegrityReport> {
+    let prev = '0'.repeat(64);
+    let checked = 0;
+    let lastSeq = 0;
+    const batch = 1000;
+    for (;;) {
+      const rows = await this.deps.db.query<Row>('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [lastSeq, batch]);
+      for (const row of rows) {
+        if (row.prev_hash !== prev) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'link to the previous event is broken (an event was removed or reordered)' };
+        if (eventHash(prev, toEvent(row)) !== row.hash) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'event content does not match its hash (the event was altered)' };
+        prev = row.hash;
+        lastSeq = row.seq;
+        checked++;
+      }
+      if (rows.length < batch) break;
+    }
+    const [head] = await this.deps.db.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1');
+    const headMatches = head!.hash === prev;
+    return {
+      ok: headMatches,
+      checked,
+      headMatches,
+      firstBrokenEventId: null,
+      reason: headMatches ? null : 'the newest events were removed (the chain head does not match)',
+    };
+  }
+
+  /** Records a refused attempt in its own transaction; failures are logged, never thrown at the caller. */
+  async recordRefusal(input: AuditInput): Promise<void> {
+    try {
+      await this.deps.db.transaction((tx) => recordAudit(tx, { outcome: 'denied', ...input }));
+    } catch (error) {
+      this.deps.log.error({ err: error }, 'could not record refused attempt');
+    }
+  }
+
+  /**
+   * Counts invalid_api_key refusals per source; the 5th within a minute is recorded, then at most one
+   * event per minute per source carrying the count since the last one. No request waits for it.
+   */
+  noteInvalidApiKey(ip: string, requestId: string, now = Date.now()): void {
+    let entry = this.invalidKeyBursts.get(ip);
+    if (!entry || now - entry.first > 60_000) {
+      if (entry && entry.count > entry.reported && entry.count >= 5) this.flushBurst(ip, entry, requestId);
+      entry = { count: 0, first: now, reported: 0 };
+      this.invalidKeyBursts.delete(ip);
+      this.invalidKeyBursts.set(ip, entry);
+      if (this.invalidKeyBursts.size > 10_000) this.invalidKeyBursts.delete(this.invalidKeyBursts.keys().next().value!);
+    }
+    entry.count++;
+    if (entry.count === 5) this.flushBurst(ip, entry, requestId);
+  }
+
+  private flushBurst(ip: string, entry: { count: number; first: number; reported: number }, requestId: string): void {
+    const count = entry.count - entry.reported;
+    entry.reported = entry.count;
+    void this.recordRefusal({
+      action: 'auth.invalid_api_key',
+      actor: { type: 'api_key', id: null },
+      organizationId: null,
+      ip,
+      requestId,
+      details: { attempts: count, windowStartedAt: new Date(entry.first).toISOString() },
+    });
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Authentication and authorization for every /v1 route, in one onRequest hook:
+ * credential -> CSRF (cookie sessions) -> key tier -> organization context (SPEC §2) -> scope (SPEC §3).
+ * Runs before the body is parsed, so an unauthenticated request never costs a parse.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../errors.js';
+import { ScopeSet } from '../scopes/check.js';
+import { allScopes, roleScopes } from '../scopes/catalog.js';
+import type { Services } from '../services.js';
+import type { AuthRequirement, AuthState, Principal } from './requirements.js';
+import { looksLikeJwt, safeEqual } from './sessions.js';
+import type { RequestContext } from './context.js';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const ALL_ORGANIZATION_SCOPES = new ScopeSet(allScopes('organization'));
+const ALL_SYSTEM_SCOPES = new ScopeSet(allScopes('system'));
+const EMPTY = new ScopeSet([]);
+
+export const SESSION_COOKIE = 'session';
+export const CSRF_COOKIE = 'csrf';
+export const SELECTED_ORGANIZATION_COOKIE = 'selectedOrganization';
+
+function insufficientScope(scope: string): AppError {
+  return new AppError('insufficient_scope', `This credential lacks the scope ${scope}`, {
+    extra: { requiredScope: scope },
+    headers: { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scope}"` },
+  });
+}
+
+export function registerAuth(app: FastifyInstance, services: Services): void {
+  app.decorateRequest('auth', null);
+
+  // A protected route without a declared requirement is a bug: refuse to start rather than serve it.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1') && !route.config?.auth) {
+      throw new Error(`Route ${route.method} ${route.url} declares no auth requirement`);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const requirement = request.routeOptions.config.auth;
+    if (!requirement || requirement.kind === 'public') return;
+    request.auth = await authorize(request, requirement, services);
+  });
+}
+
+async function authenticate(request: FastifyRequest, services: Services): Promise<Principal> {
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const space = header.indexOf(' ');
+    const scheme = space === -1 ? header : header.slice(0, space);
+    const value = space === -1 ? '' : header.slice(space + 1).trim();
+    // The scheme name is case-insensitive (RFC 7235); anything else malformed is invalid_api_key.
+    if (scheme.toLowerCase() !== 'bearer' || value === '') throw new AppError('invalid_api_key', 'The Authorization header must be "Bearer <token>"');
+    if (value.startsWith('sk_')) return verifyKey(request, value, services);
+    if (looksLikeJwt(value)) {
+      const session = await services.sessions.verify(value);
+      if (!session) throw new AppError('invalid_session', 'The session token is invalid, expired or ended');
+      return { type: 'user', session, viaCookie: false };
+    }
+    services.metrics.verifications.inc({ outcome: 'invalid_api_key' });
+    services.audit.noteInvalidApiKey(request.ip, request.id);
+    throw new AppError('invalid_api_key');
+  }
+  const cookie = request.cookies[SESSION_COOKIE];
+  if (cookie) {
+    const session = await services.sessions.verify(cookie);
+    if (!session) throw new AppError('invalid_session', 'The session cookie is invalid, expired or ended');
+    return { type: 'user', session, viaCookie: true };
+  }
+  throw new AppError('missing_credentials', 'Send an API key as "Authorization: Bearer sk_..." or sign in');
+}
+
+async function verifyKey(request: FastifyRequest, token: string, services: Services): Promise<Principal> {
+  const outcome = await services.verifier.verify(token, request.ip);
+  services.metrics.verifications.inc({ outcome: outcome.ok ? 'ok' : outcome.code });
+  if (outcome.ok) return { type: 'api_key', key: outcome.key };
+  if (outcome.code === 'invalid_api_key') services.audit.noteInvalidApiKey(request.ip, request.id);
+  if (outcome.code === 'rate_limited') {
+    const retry = String(outcome.retryAfterSeconds ?? 1);
+    throw new AppError('rate_limited', `This key's rate limit is exhausted; retry in ${retry} s`, { headers: { 'Retry-After': retry } });
+  }
+  throw new AppError(outcome.code);
+}
+
+function context(request: FastifyRequest, principal: Principal, grantable: ScopeSet | null): RequestContext {
+  return {
+    actor: principal.type === 'api_key' ? { type: 'api_key', id: principal.key.id } : { type: 'user', id: principal.session.userId },
+    ip: request.ip,
+    requestId: request.id,
+    grantable,
+  };
+}
+
+function routeOrgId(request: FastifyRequest): string | undefined {
+  return (request.params as { orgId?: string } | undefined)?.orgId;
+}
+
+async function authorize(request: FastifyRequest, requirement: AuthRequirement, services: Services): Promise<AuthState> {
+  const principal = await authenticate(request, services);
+
+  // Double-submit CSRF check, only for cookie-borne sessions: a Bearer header is not sent by browsers on their own.
+  if (principal.type === 'user' && principal.viaCookie && !SAFE_METHODS.has(request.method)) {
+    const sent = request.headers['x-csrf-token'];
+    const expected = request.cookies[CSRF_COOKIE];
+    if (typeof sent !== 'string' || !expected || !safeEqual(sent, expected)) {
+      throw new AppError('csrf_failed', 'Send the X-CSRF-Token header with the value of the csrf cookie');
+    }
+  }
+
+  switch (requirement.kind) {
+    case 'any': {
+      if (principal.type === 'api_key') {
+        const key = principal.key;
+        return { principal, organizationId: key.organizationId, scopes: new ScopeSet(key.scopes), ctx: context(request, principal, new ScopeSet(key.scopes)) };
+      }
+      return { principal, organizationId: null, scopes: EMPTY, ctx: context(request, principal, null) };
+    }
+    case 'session': {
+      if (principal.type !== 'user') throw new AppError('forbidden', 'This route is for admin sessions, not API keys');
+      return { principal, organizationId: null, scopes: EMPTY, ctx: context(request, principal, null) };
+    }
+    case 'organization':
+    case 'organization_owner':
+      return authorizeOrganization(request, requirement, principal, services);
+    case 'system':
+    case 'global_admin': {
+      if (principal.type === 'api_key') {
+        if (principal.key.tier !== 'system') throw new AppError('wrong_key_tier', 'Organization API keys cannot call system routes');
+        if (requirement.kind === 'global_admin') throw new AppError('forbidden', 'System API keys are managed by global-admin sessions only');
+        const scopes = new ScopeSet(principal.key.scopes);
+        if (!scopes.has(requirement.scope)) await refuseScope(request, principal, null, requirement.scope, services);
+        return { principal, organizationId: null, scopes, ctx: context(request, principal, scopes) };
+      }
+      if (!principal.session.isGlobalAdmin) throw new AppError('forbidden', 'System routes need a global admin');
+      return { principal, organizationId: null, scopes: ALL_SYSTEM_SCOPES, ctx: context(request, principal, null) };
+    }
+    default:
+      throw new Error(`unknown auth requirement ${(requirement as { kind: string }).kind}`);
+  }
+}
+
+async function authorizeOrganization(
+  request: FastifyRequest,
+  requirement: Extract<AuthRequirement, { kind: 'organization' | 'organization_owner' }>,
+  principal: Principal,
+  services: Services,
+): Promise<AuthState> {
+  const fromRoute = routeOrgId(request);
+  if (principal.type === 'api_key') {
+    const key = principal.key;
+    if (key.tier !== 'organization') throw new AppError('wrong_key_tier', 'System API keys carry no organization scopes');
+    // The organization is the key's. A different one named by header or route is an attempt to cross tenants.
+    const header = request.headers['x-organization-id'];
+    const named = [typeof header === 'string' ? header : undefined, fromRoute].find((o) => o !== undefined && o !== key.organizationId);
+    if (named !== undefined) {
+      await services.audit.recordRefusal({
+        action: 'auth.organization_mismatch',
+        actor: { type: 'api_key', id: key.id },
+        organizationId: key.organizationId,
+        ip: request.ip,
+        requestId: request.id,
+        details: { requestedOrganizationId: named.slice(0, 64), method: request.method, route: request.routeOptions.url },
+      });
+      throw new AppError('organization_mismatch', 'This API key belongs to another organization');
+    }
+    if (requirement.kind === 'organization_owner') throw new AppError('forbidden', 'Members are managed by organization owners in the admin panel');
+    const scopes = new ScopeSet(key.scopes);
+    if (!scopes.has(requirement.scope)) await refuseScope(request, principal, key.organizationId, requirement.scope, services);
+    return { principal, organizationId: key.organizationId, scopes, ctx: context(request, principal, scopes) };
+  }
+
+  const session = principal.session;
+  const organizationId = fromRoute ?? request.cookies[SELECTED_ORGANIZATION_COOKIE];
+  if (!organizationId) throw new AppError('organization_required', 'Name the organization in the route or select one (PUT /v1/auth/selected-organization)');
+  const role = session.roles.get(organizationId);
+  if (!role && !session.isGlobalAdmin) throw new AppError('forbidden', 'You are not a member of this organization');
+  if (!(await services.organizations.isActive(organizationId))) {
+    throw role ? new AppError('forbidden', 'This organization no longer exists') : new AppError('not_found', 'No such organization');
+  }
+  const scopes = session.isGlobalAdmin ? ALL_ORGANIZATION_SCOPES : new ScopeSet(roleScopes(role!));
+  if (requirement.kind === 'organization_owner') {
+    if (role !== 'owner' && !session.isGlobalAdmin) throw new AppError('forbidden', 'Only owners manage members');
+  } else if (!scopes.has(requirement.scope)) {
+    await refuseScope(request, principal, organizationId, requirement.scope, services);
+  }
+  return { principal, organizationId, scopes, ctx: context(request, principal, session.isGlobalAdmin ? null : scopes) };
+}
+
+async function refuseScope(request: FastifyRequest, principal: Principal, organizationId: string | null, scope: string, services: Services): Promise<never> {
+  await services.audit.recordRefusal({
+    action: 'auth.insufficient_scope',
+    actor: principal.type === 'api_key' ? { type: 'api_key', id: principal.key.id } : { type: 'user', id: principal.session.userId },
+    organizationId,
+    ip: request.ip,
+    requestId: request.id,
+    details: { requiredScope: scope, method: request.method, route: request.routeOptions.url },
+  });
+  throw insufficientScope(scope);
+}

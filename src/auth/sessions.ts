@@ -1,0 +1,192 @@
+/**
+ * Admin sessions (SPEC §7): a server-side session row plus a short HS256 JWT naming it (`sid`).
+ * The JWT alone never suffices: the row must exist and not have ended, so logout ends a session at
+ * once. Verified sessions are cached per node (a JWT verification costs ~140 µs) and dropped by the
+ * same invalidation channel as keys.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { SignJWT, jwtVerify } from 'jose';
+import type { Database } from '../db/database.js';
+import type { InvalidationBus } from '../cache/invalidation.js';
+import { LruCache } from '../cache/lru.js';
+import { recordAudit } from '../audit/record.js';
+import { AppError } from '../errors.js';
+import { newId } from '../ids.js';
+import type { Role } from '../scopes/catalog.js';
+import { findUserByEmail, findUserById, membershipsOfUser, type Membership } from '../users/store.js';
+import { verifyPassword } from '../users/passwords.js';
+import { FailureThrottle } from './throttle.js';
+
+export interface SessionPrincipal {
+  sessionId: string;
+  userId: string;
+  email: string;
+  isGlobalAdmin: boolean;
+  memberships: Membership[];
+  roles: Map<string, Role>;
+  expiresAt: Date;
+}
+
+export interface LoginMeta {
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** A Bearer value shaped like a JWT: three base64url segments. */
+export function looksLikeJwt(value: string): boolean {
+  return value.length < 4096 && JWT_SHAPE.test(value);
+}
+
+/** Constant-time string comparison for CSRF tokens. */
+export function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+export class SessionService {
+  private readonly cache: LruCache<string, SessionPrincipal>;
+  private readonly key: Uint8Array;
+  readonly throttle = new FailureThrottle();
+
+  constructor(
+    private readonly deps: { db: Database; bus: InvalidationBus; secret: string; ttlSeconds: number; cacheTtlMs: number },
+  ) {
+    this.key = new TextEncoder().encode(deps.secret);
+    this.cache = new LruCache(20_000, deps.cacheTtlMs);
+    deps.bus.onInvalidate((inv) => {
+      if (inv.kind === 'session') this.cache.deleteWhere((p) => p.sessionId === inv.subject);
+      else if (inv.kind === 'user') this.cache.deleteWhere((p) => p.userId === inv.subject);
+      else if (inv.kind === 'organization') this.cache.clear();
+    });
+    deps.bus.onFlush(() => this.cache.clear());
+  }
+
+  async login(email: string, password: string, meta: LoginMeta) {
+    const accountKey = `acct:${email.toLowerCase()}`;
+    const addressKey = `ip:${meta.ip ?? 'unknown'}`;
+    const blocked = Math.max(this.throttle.blockedFor(accountKey, 5), this.throttle.blockedFor(addressKey, 50));
+    if (blocked > 0) {
+      throw new AppError('rate_limited', 'Too many failed sign-in attempts; try again later', {
+        headers: { 'Retry-After': String(blocked) },
+        extra: { retryAfterSeconds: blocked },
+      });
+    }
+    const user = await findUserByEmail(this.deps.db, email);
+    const ok = await verifyPassword(user?.passwordHash ?? null, password);
+    if (!user || !ok) {
+      this.throttle.recordFailure(accountKey);
+      this.throttle.recordFailure(addressKey);
+      await this.deps.db.transaction((tx) =>
+        recordAudit(tx, {
+          action: 'login.failed',
+          actor: { type: 'user', id: user?.id ?? null },
+          organizationId: null,
+          target: user ? { type: 'user', id: user.id } : null,
+          ip: meta.ip,
+          requestId: meta.requestId,
+          outcome: 'failure',
+          // The email is an identifier, not a secret; the password is never recorded.
+          details: { email: email.slice(0, 254) },
+        }),
+      );
+      throw new AppError('invalid_session', 'The email or password is wrong');
+    }
+    this.throttle.reset(accountKey);
+
+    const sessionId = newId('session');
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + this.deps.ttlSeconds * 1000);
+    await this.deps.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO sessions (id, user_id, created_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6)', [
+        sessionId,
+        user.id,
+        now,
+        expiresAt,
+        meta.ip,
+        meta.userAgent?.slice(0, 512) ?? null,
+      ]);
+      await recordAudit(tx, {
+        action: 'session.created',
+        actor: { type: 'user', id: user.id },
+        organizationId: null,
+        target: { type: 'session', id: sessionId },
+        ip: meta.ip,
+        requestId: meta.requestId,
+      });
+    });
+    const token = await new SignJWT({ sid: sessionId })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(user.id)
+      .setIssuedAt(Math.floor(now.getTime() / 1000))
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .setIssuer('paygate')
+      .sign(this.key);
+    const csrf = randomBytes(32).toString('base64url');
+    return { token, csrf, sessionId, expiresAt, user: { id: user.id, email: user.email, isGlobalAdmin: user.isGlobalAdmin } };
+  }
+
+  /** The principal behind a session JWT, or null when it is invalid, expired or ended. */
+  async verify(token: string): Promise<SessionPrincipal | null> {
+    const trusted = this.deps.bus.trusted;
+    if (trusted) {
+      const hit = this.cache.get(token);
+      if (hit && hit.expiresAt > new Date()) return hit;
+    }
+    let sessionId: string;
+    try {
+      const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: 'paygate' });
+      if (typeof payload.sid !== 'string') return null;
+      sessionId = payload.sid;
+    } catch {
+      return null;
+    }
+    const generation = this.deps.bus.generation;
+    const principal = await this.load(sessionId);
+    if (principal && trusted && this.deps.bus.trusted && generation === this.deps.bus.generation) {
+      this.cache.set(token, principal, Math.min(this.deps.cacheTtlMs, principal.expiresAt.getTime() - Date.now()));
+    }
+    return principal;
+  }
+
+  private async load(sessionId: string): Promise<SessionPrincipal | null> {
+    const [row] = await this.deps.db.query<{ user_id: string; expires_at: Date }>(
+      'SELECT user_id, expires_at FROM sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > now()',
+      [sessionId],
+    );
+    if (!row) return null;
+    const user = await findUserById(this.deps.db, row.user_id);
+    if (!user) return null;
+    const memberships = await membershipsOfUser(this.deps.db, user.id);
+    return {
+      sessionId,
+      userId: user.id,
+      email: user.email,
+      isGlobalAdmin: user.isGlobalAdmin,
+      memberships,
+      roles: new Map(memberships.map((m) => [m.organizationId, m.role])),
+      expiresAt: row.expires_at,
+    };
+  }
+
+  async logout(principal: SessionPrincipal, meta: LoginMeta): Promise<void> {
+    const invalidation = [{ kind: 'session' as const, subject: principal.sessionId }];
+    await this.deps.db.transaction(async (tx) => {
+      const rows = await tx.query('UPDATE sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL RETURNING id', [principal.sessionId]);
+      if (rows.length === 0) return;
+      await recordAudit(tx, {
+        action: 'session.ended',
+        actor: { type: 'user', id: principal.userId },
+        organizationId: null,
+        target: { type: 'session', id: principal.sessionId },
+        ip: meta.ip,
+        requestId: meta.requestId,
+      });
+      await this.deps.bus.publish(tx, invalidation);
+    });
+    this.deps.bus.applyLocal(invalidation);
+  }
+}

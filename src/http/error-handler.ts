@@ -1,0 +1,82 @@
+/**
+ * Turns every error into application/problem+json (RFC 9457): ours (AppError), Fastify's own
+ * (validation, body parsing, size, media type, 404) and unknown ones (logged with the request id,
+ * answered as a bare 500 that reveals nothing).
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, ERRORS, type ErrorCode, type FieldError } from '../errors.js';
+
+export const PROBLEM_TYPE_BASE = 'https://paygate.dev/errors/';
+
+export function problemBody(error: AppError, requestId: string) {
+  return {
+    type: `${PROBLEM_TYPE_BASE}${error.code}`,
+    title: ERRORS[error.code].title,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    requestId,
+    ...error.extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, error: AppError): FastifyReply {
+  if (error.status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
+  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+  return reply.code(error.status).type('application/problem+json').send(problemBody(error, reply.request.id));
+}
+
+function fromValidation(error: FastifyError): AppError {
+  const errors: FieldError[] = (error.validation ?? []).map((v) => {
+    const params = v.params as Record<string, unknown>;
+    let path = `${error.validationContext === 'body' ? '' : `/${error.validationContext}`}${v.instancePath}`;
+    let message = v.message ?? 'is invalid';
+    if (v.keyword === 'required') path += `/${String(params.missingProperty)}`;
+    if (v.keyword === 'additionalProperties') {
+      path += `/${String(params.additionalProperty)}`;
+      message = 'is not a recognised field';
+    }
+    return { path: path || '/', message };
+  });
+  return new AppError('validation_error', errors.map((e) => `${e.path} ${e.message}`).join('; '), { extra: { errors } });
+}
+
+/** Maps Fastify's own error codes to ours. */
+function fromFastify(error: FastifyError): AppError | null {
+  if (error.validation) return fromValidation(error);
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('payload_too_large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? new AppError('unsupported_media_type', 'Send JSON with Content-Type: application/json')
+        : new AppError('validation_error', 'Content-Length does not match the body', { extra: { errors: [] } });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('validation_error', 'The JSON body is empty', { extra: { errors: [{ path: '/', message: 'body required' }] } });
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_BAD_URL':
+      return new AppError('validation_error', 'The body is not valid JSON', { extra: { errors: [{ path: '/', message: 'malformed JSON' }] } });
+  }
+  if (error instanceof SyntaxError) {
+    return new AppError('validation_error', 'The body is not valid JSON', { extra: { errors: [{ path: '/', message: 'malformed JSON' }] } });
+  }
+  const status = error.statusCode ?? 500;
+  const byStatus: Record<number, ErrorCode> = { 400: 'validation_error', 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited' };
+  const code = byStatus[status];
+  if (!code) return null;
+  return new AppError(code, code === 'validation_error' ? 'The request is malformed' : undefined, code === 'validation_error' ? { extra: { errors: [] } } : {});
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const appError = error instanceof AppError ? error : fromFastify(error);
+    if (appError) {
+      if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+      return sendProblem(reply, appError);
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return sendProblem(reply, new AppError('internal_error', 'Something went wrong on our side; quote the requestId when reporting it'));
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)));
+}

@@ -1,0 +1,52 @@
+/** Liveness, readiness, metrics (unauthenticated, secret-free) and the detailed system health route. */
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../services.js';
+import { route } from './routes.js';
+
+export function registerHealthRoutes(app: FastifyInstance, services: Services): void {
+  const started = Date.now();
+  const probe = { schema: { hide: true } } as const;
+
+  app.get('/healthz', probe, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', probe, async (_request, reply) => {
+    const database = await services.db
+      .query('SELECT 1')
+      .then(() => true)
+      .catch(() => false);
+    const invalidationChannel = services.bus.trusted;
+    const ready = database && invalidationChannel;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, invalidationChannel } });
+  });
+
+  app.get('/metrics', probe, async (_request, reply) => {
+    reply.type(services.metrics.registry.contentType);
+    return services.metrics.registry.metrics();
+  });
+
+  route(app, {
+    method: 'GET', path: '/system/health', auth: { kind: 'system', scope: 'health:read' }, summary: 'Detailed health of this node', tags: ['System: health'],
+    handler: async () => {
+      const t0 = process.hrtime.bigint();
+      const database = await services.db.query<{ version: string }>('SELECT version()').then((r) => ({ ok: true, version: r[0]!.version })).catch(() => ({ ok: false, version: null }));
+      const latencyMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const [counts] = await services.db
+        .query<{ organizations: number; keys: number; users: number }>(
+          "SELECT (SELECT count(*)::int FROM organizations WHERE status = 'active') AS organizations, (SELECT count(*)::int FROM api_keys WHERE revoked_at IS NULL) AS keys, (SELECT count(*)::int FROM users) AS users",
+        )
+        .catch(() => [undefined]);
+      const v = services.verifier.stats;
+      return {
+        status: database.ok && services.bus.trusted ? 'ok' : 'degraded',
+        uptimeSeconds: Math.round((Date.now() - started) / 1000),
+        mode: services.config.databaseUrl ? 'server' : 'embedded',
+        database: { ...database, latencyMs: Math.round(latencyMs * 100) / 100 },
+        invalidationChannel: { live: services.bus.trusted, ...services.bus.stats },
+        keyCache: { entries: services.verifier.cacheSize, hits: v.cacheHits, misses: v.cacheMisses, negativeHits: v.negativeHits },
+        rateLimiter: services.rateLimiterKind,
+        counts: counts ?? null,
+        memory: { rssBytes: process.memoryUsage().rss },
+      };
+    },
+  });
+}

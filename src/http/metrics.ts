@@ -1,0 +1,63 @@
+/** Prometheus metrics. One registry per server instance, so tests can run many servers in a process. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  requests: Counter<'method' | 'route' | 'status'>;
+  duration: Histogram<'method' | 'route'>;
+  verifications: Counter<'outcome'>;
+}
+
+export function createMetrics(sources: {
+  cacheStats: () => { hits: number; misses: number; negativeHits: number; size: number };
+  channelLive: () => boolean;
+}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'paygate_' });
+  const requests = new Counter({
+    name: 'paygate_http_requests_total',
+    help: 'HTTP requests by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'paygate_http_request_duration_seconds',
+    help: 'HTTP request duration by method and route pattern',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const verifications = new Counter({
+    name: 'paygate_api_key_verifications_total',
+    help: 'API key verifications by outcome (ok or the error code)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'paygate_key_cache_hit_ratio',
+    help: 'Share of key lookups served from the verified-key cache (positive and negative) since start',
+    registers: [registry],
+    collect() {
+      const s = sources.cacheStats();
+      const served = s.hits + s.negativeHits;
+      this.set(served + s.misses === 0 ? 0 : served / (served + s.misses));
+    },
+  });
+  new Gauge({
+    name: 'paygate_key_cache_entries',
+    help: 'Verified keys held in this node\'s cache',
+    registers: [registry],
+    collect() {
+      this.set(sources.cacheStats().size);
+    },
+  });
+  new Gauge({
+    name: 'paygate_invalidation_channel_live',
+    help: '1 while this node listens for cache invalidations (caches trusted), else 0',
+    registers: [registry],
+    collect() {
+      this.set(sources.channelLive() ? 1 : 0);
+    },
+  });
+  return { registry, requests, duration, verifications };
+}

@@ -1,0 +1,143 @@
+/**
+ * buildServer(services) assembles the Fastify app. It never listens: main.ts and the tests do.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { Services } from '../services.js';
+import { registerAuth } from '../auth/plugin.js';
+import { registerErrorHandling } from './error-handler.js';
+import { registerHealthRoutes } from './health-routes.js';
+import { registerDocsRoutes } from './docs-routes.js';
+import { registerAuthRoutes } from '../auth/routes.js';
+import { registerKeyRoutes } from '../keys/routes.js';
+import { registerOrganizationRoutes } from '../organizations/routes.js';
+import { registerSettingsRoutes } from '../settings/routes.js';
+import { registerAuditRoutes } from '../audit/routes.js';
+
+export interface ServerOptions {
+  /** Where logs go (tests capture them); default stdout. */
+  logStream?: Writable;
+  logLevel?: string;
+}
+
+/** Removes secrets that may ride in a URL (portal and invitation tokens) before it is logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:token|secret|password)=)[^&#]*/gi, '$1[REDACTED]');
+}
+
+function makeAjv(coerce: boolean): Ajv {
+  // Bodies are validated strictly: no type coercion and unknown fields refused, never silently dropped.
+  // Query strings and path parameters are text on the wire, so they are coerced.
+  const ajv = new Ajv({
+    allErrors: true,
+    coerceTypes: coerce ? 'array' : false,
+    removeAdditional: false,
+    useDefaults: true,
+    strict: false,
+  });
+  addFormats.default(ajv);
+  return ajv;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: options.logLevel ?? services.config.logLevel,
+      ...(options.logStream ? { stream: options.logStream } : {}),
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'req.headers["x-csrf-token"]',
+          'res.headers["set-cookie"]',
+          'headers.authorization',
+          'headers.cookie',
+          '*.secret',
+          '*.password',
+          '*.token',
+        ],
+        censor: '[REDACTED]',
+      },
+      serializers: {
+        req: (request) => ({ method: request.method, url: redactUrl(request.url), remoteAddress: request.ip }),
+      },
+    },
+    trustProxy: services.config.trustedProxies === false ? false : services.config.trustedProxies,
+    bodyLimit: 1024 * 1024,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomBytes(12).toString('base64url')}`;
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  const bodyAjv = makeAjv(false);
+  const paramAjv = makeAjv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : paramAjv).compile(schema));
+
+  // An empty JSON body is treated as absent, so `POST .../revoke` with a JSON content type and no body works.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (typeof body === 'string' && body.trim() === '') return done(null, undefined);
+    return defaultJson(request, body as string, done);
+  });
+
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Paygate API',
+        version: '0.1.0',
+        description:
+          'Paygate: API keys and authentication for a self-hostable payment gateway. Tokens match sk_[0-9A-Za-z]{20}\\.[0-9A-Za-z]{49}.',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'Organization or system API key: sk_<id>.<secret>' },
+          session: { type: 'apiKey', in: 'cookie', name: 'session' },
+        },
+      },
+      security: [{ apiKey: [] }, { session: [] }],
+    },
+  });
+
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  registerErrorHandling(app);
+  // Before auth: refusals carry the request id and no-store too.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+    if (request.url.startsWith('/v1')) {
+      // Responses may hold a secret exactly once; no cache may keep a copy.
+      reply.header('Cache-Control', 'no-store');
+      reply.header('X-Content-Type-Options', 'nosniff');
+    }
+  });
+  registerAuth(app, services);
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    services.metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    services.metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  registerHealthRoutes(app, services);
+  registerDocsRoutes(app);
+  registerAuthRoutes(app, services);
+  registerKeyRoutes(app, services);
+  registerOrganizationRoutes(app, services);
+  registerSettingsRoutes(app, services);
+  registerAuditRoutes(app, services);
+
+  await app.ready();
+  return app;
+}

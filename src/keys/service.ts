@@ -1,0 +1,331 @@
+/**
+ * API key lifecycle (SPEC §4) for both tiers: create, list, get, update, rotate, revoke, delete.
+ * Every change is one transaction together with its audit event and its invalidation; the node that
+ * made the change applies the invalidation locally before answering.
+ */
+import type { Database, Queryable } from '../db/database.js';
+import type { InvalidationBus, Invalidation } from '../cache/invalidation.js';
+import { recordAudit } from '../audit/record.js';
+import type { AuditAction } from '../audit/events.js';
+import type { RequestContext } from '../auth/context.js';
+import { AppError, notFound, validationError, type FieldError } from '../errors.js';
+import { normalizeScopes, validateScopes } from '../scopes/check.js';
+import type { Tier } from '../scopes/catalog.js';
+import { normalizeCidr } from '../net/cidr.js';
+import type { SettingsService } from '../settings/service.js';
+import { formatToken, newKeyId, tokenHint } from './token.js';
+import { hashToken, type Peppers } from './hash.js';
+import * as store from './store.js';
+import type { ApiKeyRecord, KeyScope, RateLimit } from './store.js';
+
+export const MAX_GRACE_MINUTES = 10080;
+const MAX_ALLOWED_IPS = 100;
+
+export interface ApiKeyView {
+  id: string;
+  object: 'api_key';
+  tier: Tier;
+  organizationId: string | null;
+  name: string;
+  description: string | null;
+  scopes: string[];
+  status: 'active' | 'revoked' | 'expired';
+  createdAt: string;
+  createdBy: { type: string; id: string | null };
+  updatedAt: string;
+  lastUsedAt: string | null;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  rotatedAt: string | null;
+  previousSecretExpiresAt: string | null;
+  allowedIps: string[] | null;
+  rateLimit: RateLimit | null;
+  hint: string;
+  secret?: string;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function keyStatus(key: ApiKeyRecord, now = new Date()): ApiKeyView['status'] {
+  if (key.revokedAt) return 'revoked';
+  if (key.expiresAt && key.expiresAt <= now) return 'expired';
+  return 'active';
+}
+
+/** The public shape of a key. Hashes never leave this module; `secret` only on create and rotate. */
+export function toView(key: ApiKeyRecord, secret?: string, now = new Date()): ApiKeyView {
+  const previousLive = key.previousSecretExpiresAt && key.previousSecretExpiresAt > now ? key.previousSecretExpiresAt : null;
+  return {
+    id: key.id,
+    object: 'api_key',
+    tier: key.tier,
+    organizationId: key.organizationId,
+    name: key.name,
+    description: key.description,
+    scopes: key.scopes,
+    status: keyStatus(key, now),
+    createdAt: key.createdAt.toISOString(),
+    createdBy: key.createdBy,
+    updatedAt: key.updatedAt.toISOString(),
+    lastUsedAt: iso(key.lastUsedAt),
+    expiresAt: iso(key.expiresAt),
+    revokedAt: iso(key.revokedAt),
+    rotatedAt: iso(key.rotatedAt),
+    previousSecretExpiresAt: key.revokedAt ? null : iso(previousLive),
+    allowedIps: key.allowedIps,
+    rateLimit: key.rateLimit,
+    hint: key.hint,
+    ...(secret !== undefined ? { secret } : {}),
+  };
+}
+
+export interface CreateKeyInput {
+  name: string;
+  scopes: string[];
+  description?: string | null;
+  expiresAt?: string | null;
+  allowedIps?: string[] | null;
+  rateLimit?: RateLimit | null;
+}
+
+export type UpdateKeyInput = Partial<CreateKeyInput>;
+
+function auditAction(tier: Tier, verb: 'created' | 'updated' | 'rotated' | 'revoked' | 'deleted'): AuditAction {
+  return `${tier === 'system' ? 'system_key' : 'api_key'}.${verb}` as AuditAction;
+}
+
+function parseFutureDate(value: string, path: string, errors: FieldError[], now: Date): Date | null {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    errors.push({ path, message: 'must be an ISO 8601 date-time' });
+    return null;
+  }
+  if (date <= now) {
+    errors.push({ path, message: 'must be in the future' });
+    return null;
+  }
+  return date;
+}
+
+function normalizeIps(values: string[], errors: FieldError[]): string[] {
+  if (values.length > MAX_ALLOWED_IPS) errors.push({ path: '/allowedIps', message: `at most ${MAX_ALLOWED_IPS} entries` });
+  const out: string[] = [];
+  values.forEach((value, index) => {
+    const cidr = normalizeCidr(value);
+    if (!cidr) errors.push({ path: `/allowedIps/${index}`, message: `"${value}" is not an IP address or CIDR range` });
+    else out.push(cidr);
+  });
+  return [...new Set(out)];
+}
+
+export class ApiKeyService {
+  constructor(
+    private readonly deps: {
+      db: Database;
+      peppers: Peppers;
+      bus: InvalidationBus;
+      settings: SettingsService;
+      now?: () => Date;
+    },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now ? this.deps.now() : new Date();
+  }
+
+  /** Refuses privilege escalation: a grantor may only hand out (or take over) scopes it holds. */
+  private assertGrantable(ctx: RequestContext, scopes: readonly string[]): void {
+    if (!ctx.grantable) return;
+    const missing = scopes.filter((s) => !ctx.grantable!.has(s));
+    if (missing.length > 0) {
+      throw new AppError('insufficient_scope', `You cannot grant scopes you do not hold: ${missing.join(', ')}`, {
+        extra: { requiredScope: missing[0], missingScopes: missing },
+        headers: { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${missing.join(' ')}"` },
+      });
+    }
+  }
+
+  private async capExpiry(requested: Date | null, createdAt: Date): Promise<Date | null> {
+    const { apiKeyMaxLifetimeDays } = await this.deps.settings.get();
+    if (apiKeyMaxLifetimeDays === null) return requested;
+    const limit = new Date(createdAt.getTime() + apiKeyMaxLifetimeDays * 86_400_000);
+    return requested === null || requested > limit ? limit : requested;
+  }
+
+  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput): Promise<ApiKeyView> {
+    const now = this.now();
+    const errors: FieldError[] = validateScopes(where.tier, input.scopes, '/scopes');
+    const expiresAt = input.expiresAt ? parseFutureDate(input.expiresAt, '/expiresAt', errors, now) : null;
+    const allowedIps = input.allowedIps ? normalizeIps(input.allowedIps, errors) : null;
+    if (errors.length > 0) throw validationError(errors);
+    const scopes = normalizeScopes(input.scopes);
+    this.assertGrantable(ctx, scopes);
+    const cappedExpiry = await this.capExpiry(expiresAt, now);
+    const pepper = this.deps.peppers.current;
+
+    const { record, token } = await this.deps.db.transaction(async (tx) => {
+      let id = newKeyId(this.deps.peppers.idTagKey);
+      // Ids are unique forever; a collision (practically never) just draws again.
+      while (!(await store.reserveKeyId(tx, id))) id = newKeyId(this.deps.peppers.idTagKey);
+      const token = formatToken(id);
+      const record = await store.insertKey(tx, {
+        id,
+        tier: where.tier,
+        organizationId: where.organizationId,
+        name: input.name,
+        description: input.description ?? null,
+        scopes,
+        secretHash: hashToken(pepper, token),
+        pepperVersion: pepper.version,
+        hint: tokenHint(token),
+        previousSecretHash: null,
+        previousPepperVersion: null,
+        previousSecretExpiresAt: null,
+        createdAt: now,
+        createdBy: ctx.actor,
+        updatedAt: now,
+        lastUsedAt: null,
+        expiresAt: cappedExpiry,
+        revokedAt: null,
+        rotatedAt: null,
+        allowedIps,
+        rateLimit: input.rateLimit ?? null,
+      });
+      await this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
+      // A node may hold this id in its negative cache (someone guessed it before it existed).
+      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      return { record, token };
+    });
+    this.deps.bus.applyLocal([{ kind: 'api_key', subject: record.id }]);
+    return toView(record, token, now);
+  }
+
+  async list(where: KeyScope, page: { limit: number; startingAfter: string | null }) {
+    if (page.startingAfter) await this.get(where, page.startingAfter);
+    const rows = await store.listKeys(this.deps.db, where, page);
+    const now = this.now();
+    return {
+      object: 'list' as const,
+      data: rows.slice(0, page.limit).map((r) => toView(r, undefined, now)),
+      hasMore: rows.length > page.limit,
+    };
+  }
+
+  async get(where: KeyScope, id: string): Promise<ApiKeyView> {
+    return toView(await this.find(this.deps.db, where, id), undefined, this.now());
+  }
+
+  /** Tenant isolation: a key of another organization or tier is "not found", never "forbidden". */
+  private async find(db: Queryable, where: KeyScope, id: string, forUpdate = false): Promise<ApiKeyRecord> {
+    const key = id.length === 20 ? await store.findKeyById(db, id, { forUpdate }) : null;
+    if (!key || key.tier !== where.tier || key.organizationId !== where.organizationId) throw notFound('API key');
+    return key;
+  }
+
+  async update(ctx: RequestContext, where: KeyScope, id: string, input: UpdateKeyInput): Promise<ApiKeyView> {
+    const now = this.now();
+    const errors: FieldError[] = input.scopes !== undefined ? validateScopes(where.tier, input.scopes, '/scopes') : [];
+    const expiresAt =
+      input.expiresAt === undefined ? undefined : input.expiresAt === null ? null : parseFutureDate(input.expiresAt, '/expiresAt', errors, now);
+    const allowedIps = input.allowedIps === undefined ? undefined : input.allowedIps === null ? null : normalizeIps(input.allowedIps, errors);
+    if (errors.length > 0) throw validationError(errors);
+    const scopes = input.scopes !== undefined ? normalizeScopes(input.scopes) : undefined;
+    if (scopes) this.assertGrantable(ctx, scopes);
+
+    const record = await this.deps.db.transaction(async (tx) => {
+      const key = await this.find(tx, where, id, true);
+      // Changing a key is as strong as holding it: no taking over a broader key.
+      this.assertGrantable(ctx, key.scopes);
+      if (key.revokedAt) throw new AppError('conflict', 'A revoked key cannot be changed');
+      const changes: store.KeyChanges = {
+        name: input.name,
+        description: input.description,
+        scopes,
+        allowedIps,
+        rateLimit: input.rateLimit,
+        expiresAt: expiresAt === undefined ? undefined : await this.capExpiry(expiresAt, key.createdAt),
+      };
+      const updated = await store.updateKey(tx, id, changes, now);
+      const changed = Object.keys(input).filter((k) => input[k as keyof UpdateKeyInput] !== undefined);
+      await this.audit(tx, ctx, updated, 'updated', {
+        fields: changed,
+        ...(scopes ? { scopes: { from: key.scopes, to: updated.scopes } } : {}),
+      });
+      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      return updated;
+    });
+    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
+    return toView(record, undefined, now);
+  }
+
+  async rotate(ctx: RequestContext, where: KeyScope, id: string, input: { gracePeriodMinutes?: number }): Promise<ApiKeyView> {
+    const now = this.now();
+    const grace = input.gracePeriodMinutes ?? (await this.deps.settings.get()).apiKeyRotationGraceMinutes;
+    if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GRACE_MINUTES) {
+      throw validationError([{ path: '/gracePeriodMinutes', message: `must be an integer from 0 to ${MAX_GRACE_MINUTES}` }]);
+    }
+    const pepper = this.deps.peppers.current;
+    const { record, token } = await this.deps.db.transaction(async (tx) => {
+      // FOR UPDATE serialises concurrent rotations of one key: each sees the other's result, so at
+      // most the current secret and one previous secret are ever valid.
+      const key = await this.find(tx, where, id, true);
+      this.assertGrantable(ctx, key.scopes);
+      if (key.revokedAt) throw new AppError('conflict', 'A revoked key cannot be rotated');
+      if (key.expiresAt && key.expiresAt <= now) throw new AppError('conflict', 'An expired key cannot be rotated');
+      const token = formatToken(id);
+      // Rotating again ends the older previous secret at once: only the current one carries over.
+      const previous = grace > 0 ? { secretHash: key.secretHash, pepperVersion: key.pepperVersion, expiresAt: new Date(now.getTime() + grace * 60_000) } : null;
+      const record = await store.rotateKey(tx, id, { secretHash: hashToken(pepper, token), pepperVersion: pepper.version, hint: tokenHint(token) }, previous, now);
+      await this.audit(tx, ctx, record, 'rotated', { gracePeriodMinutes: grace, previousSecretExpiresAt: iso(previous?.expiresAt ?? null) });
+      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      return { record, token };
+    });
+    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
+    return toView(record, token, now);
+  }
+
+  async revoke(ctx: RequestContext, where: KeyScope, id: string): Promise<ApiKeyView> {
+    const now = this.now();
+    const record = await this.deps.db.transaction(async (tx) => {
+      const key = await this.find(tx, where, id, true);
+      if (key.revokedAt) return key; // irreversible and idempotent: a second revoke changes nothing
+      const revoked = await store.revokeKey(tx, id, now);
+      await this.audit(tx, ctx, revoked, 'revoked', {});
+      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      return revoked;
+    });
+    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
+    return toView(record, undefined, now);
+  }
+
+  async delete(ctx: RequestContext, where: KeyScope, id: string): Promise<void> {
+    await this.deps.db.transaction(async (tx) => {
+      const key = await this.find(tx, where, id, true);
+      await store.deleteKey(tx, id);
+      await this.audit(tx, ctx, key, 'deleted', { name: key.name });
+      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+    });
+    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
+  }
+
+  /** Organization deletion: every key of the organization stops working at once. */
+  async revokeAllOfOrganization(tx: Queryable, organizationId: string): Promise<Invalidation[]> {
+    await store.revokeOrganizationKeys(tx, organizationId, this.now());
+    // One invalidation for the whole organization rather than one per key: bulk-safe for NOTIFY.
+    const invalidations: Invalidation[] = [{ kind: 'organization', subject: organizationId }];
+    await this.deps.bus.publish(tx, invalidations);
+    return invalidations;
+  }
+
+  private async audit(tx: Queryable, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>) {
+    await recordAudit(tx, {
+      action: auditAction(key.tier, verb),
+      actor: ctx.actor,
+      organizationId: key.organizationId,
+      target: { type: 'api_key', id: key.id },
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      details,
+    });
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * API key verification on the request path, in SPEC §4's order:
+ * malformed, bad checksum, unknown id or wrong secret -> invalid_api_key; then revoked, expired,
+ * IP not allowed, rate limited. (Scopes are the route's business: auth/plugin.ts.)
+ *
+ * Cost model: a malformed token, a bad checksum or an id Paygate never minted costs no database query
+ * and no cache entry. A minted id unknown to the database is remembered in a bounded negative cache.
+ * Verified keys are cached (bounded, short TTL as a safety net) only while the invalidation channel is
+ * live; lastUsedAt is batched rather than written per request.
+ */
+import type { Database } from '../db/database.js';
+import type { InvalidationBus } from '../cache/invalidation.js';
+import { LruCache } from '../cache/lru.js';
+import type { RateLimiter } from '../rate-limit/limiter.js';
+import { addressAllowed, parseCidr, type Cidr } from '../net/cidr.js';
+import { isMintedKeyId, parseToken } from './token.js';
+import { tokenMatches, type Peppers } from './hash.js';
+import { findKeyById, touchKeys, type ApiKeyRecord } from './store.js';
+
+export type VerifyFailure = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'ip_not_allowed' | 'rate_limited';
+
+export type VerifyOutcome =
+  | { ok: true; key: ApiKeyRecord }
+  | { ok: false; code: VerifyFailure; keyId?: string; organizationId?: string | null; retryAfterSeconds?: number };
+
+interface CachedKey {
+  record: ApiKeyRecord;
+  allowed: Cidr[] | null;
+}
+
+export interface VerifierStats {
+  databaseLookups: number;
+  cacheHits: number;
+  cacheMisses: number;
+  negativeHits: number;
+}
+
+export class KeyVerifier {
+  private readonly positive: LruCache<string, CachedKey>;
+  private readonly negative: LruCache<string, true>;
+  private usage = new Map<string, Date>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  readonly stats: VerifierStats = { databaseLookups: 0, cacheHits: 0, cacheMisses: 0, negativeHits: 0 };
+
+  constructor(
+    private readonly deps: {
+      db: Database;
+      peppers: Peppers;
+      bus: InvalidationBus;
+      rateLimiter: RateLimiter;
+      cacheTtlMs: number;
+      now?: () => Date;
+    },
+  ) {
+    this.positive = new LruCache(50_000, deps.cacheTtlMs);
+    this.negative = new LruCache(100_000, deps.cacheTtlMs);
+    deps.bus.onInvalidate((inv) => {
+      if (inv.kind === 'api_key') {
+        this.positive.delete(inv.subject);
+        this.negative.delete(inv.subject);
+      } else if (inv.kind === 'organization') {
+        this.positive.deleteWhere((entry) => entry.record.organizationId === inv.subject);
+      }
+    });
+    deps.bus.onFlush(() => {
+      this.positive.clear();
+      this.negative.clear();
+    });
+  }
+
+  private now(): Date {
+    return this.deps.now ? this.deps.now() : new Date();
+  }
+
+  async verify(presented: string, clientIp: string): Promise<VerifyOutcome> {
+    const parsed = parseToken(presented);
+    if (!parsed.ok) return { ok: false, code: 'invalid_api_key' };
+    const { id, token } = parsed.token;
+    // An id whose tag does not verify was never issued: refuse without touching the database.
+    if (!isMintedKeyId(this.deps.peppers.idTagKey, id)) return { ok: false, code: 'invalid_api_key' };
+
+    const cached = await this.load(id);
+    if (!cached) return { ok: false, code: 'invalid_api_key' };
+    const { record } = cached;
+    const now = this.now();
+
+    // Constant-time comparisons of fixed-length digests; the previous secret only within its grace.
+    const current = tokenMatches(this.deps.peppers, token, record.secretHash, record.pepperVersion);
+    const previous =
+      !current &&
+      record.previousSecretHash !== null &&
+      record.previousSecretExpiresAt !== null &&
+      record.previousSecretExpiresAt > now &&
+      tokenMatches(this.deps.peppers, token, record.previousSecretHash, record.previousPepperVersion ?? 0);
+    if (!current && !previous) return { ok: false, code: 'invalid_api_key' };
+
+    const who = { keyId: record.id, organizationId: record.organizationId };
+    if (record.revokedAt) return { ok: false, code: 'api_key_revoked', ...who };
+    if (record.expiresAt && record.expiresAt <= now) return { ok: false, code: 'api_key_expired', ...who };
+    if (cached.allowed && !addressAllowed(clientIp, cached.allowed)) return { ok: false, code: 'ip_not_allowed', ...who };
+    if (record.rateLimit) {
+      const decision = await this.deps.rateLimiter.consume(`key:${record.id}`, record.rateLimit.requests, record.rateLimit.windowSeconds);
+      if (!decision.allowed) return { ok: false, code: 'rate_limited', retryAfterSeconds: decision.retryAfterSeconds, ...who };
+    }
+    this.usage.set(record.id, now);
+    return { ok: true, key: record };
+  }
+
+  /** The key by id: from the cache while the channel is trusted, else from the database. */
+  private async load(id: string): Promise<CachedKey | null> {
+    const trusted = this.deps.bus.trusted;
+    if (trusted) {
+      if (this.negative.get(id)) {
+        this.stats.negativeHits++;
+        return null;
+      }
+      const hit = this.positive.get(id);
+      if (hit) {
+        this.stats.cacheHits++;
+        return hit;
+      }
+    }
+    this.stats.cacheMisses++;
+    this.stats.databaseLookups++;
+    // An invalidation that lands while we read must win: cache only if none arrived meanwhile.
+    const generation = this.deps.bus.generation;
+    const record = await findKeyById(this.deps.db, id);
+    const cacheable = trusted && this.deps.bus.trusted && generation === this.deps.bus.generation;
+    if (!record) {
+      if (cacheable) this.negative.set(id, true);
+      return null;
+    }
+    const entry: CachedKey = {
+      record,
+      allowed: record.allowedIps ? record.allowedIps.map(parseCidr).filter((c): c is Cidr => c !== null) : null,
+    };
+    if (cacheable) this.positive.set(id, entry);
+    return entry;
+  }
+
+  get cacheSize(): number {
+    return this.positive.size;
+  }
+
+  /** Writes batched lastUsedAt values; runs on a timer and at shutdown. */
+  async flushUsage(): Promise<void> {
+    if (this.usage.size === 0) return;
+    const batch = this.usage;
+    this.usage = new Map();
+    await touchKeys(this.deps.db, batch);
+  }
+
+  startUsageFlusher(intervalMs = 5_000, onError: (error: unknown) => void = () => undefined): void {
+    this.flushTimer = setInterval(() => this.flushUsage().catch(onError), intervalMs);
+    this.flushTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    await this.flushUsage().catch(() => undefined);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Members of an organization and their roles; users created on first invitation. The last owner of
+ * an organization can be neither removed nor demoted, so an organization never loses its owner.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Database, Queryable } from '../db/database.js';
+import type { InvalidationBus } from '../cache/invalidation.js';
+import { recordAudit } from '../audit/record.js';
+import type { RequestContext } from '../auth/context.js';
+import { AppError, notFound, validationError } from '../errors.js';
+import { isId, newId } from '../ids.js';
+import type { Role } from '../scopes/catalog.js';
+import { findUserByEmail, insertUser, setPassword } from '../users/store.js';
+import { hashPassword, MIN_PASSWORD_LENGTH } from '../users/passwords.js';
+
+export interface MemberView {
+  object: 'member';
+  organizationId: string;
+  userId: string;
+  email: string;
+  role: Role;
+  createdAt: string;
+  /** Only when the user was created without a password: a one-time link to set one. */
+  invitationUrl?: string;
+}
+
+interface Row {
+  organization_id: string;
+  user_id: string;
+  email: string;
+  role: Role;
+  created_at: Date;
+}
+
+const toView = (r: Row): MemberView => ({
+  object: 'member',
+  organizationId: r.organization_id,
+  userId: r.user_id,
+  email: r.email,
+  role: r.role,
+  createdAt: r.created_at.toISOString(),
+});
+
+const INVITATION_TTL_MS = 7 * 24 * 3600_000;
+const hashInvitation = (token: string) => createHash('sha256').update(token).digest();
+
+export class MemberService {
+  constructor(private readonly deps: { db: Database; bus: InvalidationBus; publicUrl: string }) {}
+
+  async list(organizationId: string): Promise<{ object: 'list'; data: MemberView[]; hasMore: false }> {
+    const rows = await this.deps.db.query<Row>(
+      `SELECT m.organization_id, m.user_id, u.email, m.role, m.created_at
+       FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 ORDER BY m.created_at, u.email`,
+      [organizationId],
+    );
+    return { object: 'list', data: rows.map(toView), hasMore: false };
+  }
+
+  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }): Promise<MemberView> {
+    if (input.password !== undefined && input.password.length < MIN_PASSWORD_LENGTH) {
+      throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
+    }
+    const passwordHash = input.password !== undefined ? await hashPassword(input.password) : null;
+    const result = await this.deps.db.transaction(async (tx) => {
+      let user = await findUserByEmail(tx, input.email);
+      let invitationUrl: string | undefined;
+      let userCreated = false;
+      if (!user) {
+        userCreated = true;
+        user = await insertUser(tx, { id: newId('user'), email: input.email, passwordHash, isGlobalAdmin: false });
+        if (!passwordHash) invitationUrl = await this.createInvitation(tx, user.id);
+      }
+      const existing = await tx.query('SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2', [organizationId, user.id]);
+      if (existing.length > 0) throw new AppError('conflict', `${input.email} is already a member`);
+      const [row] = await tx.query<Row>(
+        `INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)
+         RETURNING organization_id, user_id, $4::text AS email, role, created_at`,
+        [organizationId, user.id, input.role, user.email],
+      );
+      await this.audit(tx, ctx, 'member.added', organizationId, user.id, { role: input.role, email: user.email, userCreated });
+      await this.deps.bus.publish(tx, [{ kind: 'user', subject: user.id }]);
+      return { view: toView(row!), userId: user.id, invitationUrl };
+    });
+    this.deps.bus.applyLocal([{ kind: 'user', subject: result.userId }]);
+    return result.invitationUrl ? { ...result.view, invitationUrl: result.invitationUrl } : result.view;
+  }
+
+  async updateRole(ctx: RequestContext, organizationId: string, userId: string, role: Role): Promise<MemberView> {
+    const view = await this.deps.db.transaction(async (tx) => {
+      const current = await this.lock(tx, organizationId, userId);
+      if (current.role === 'owner' && role !== 'owner') await this.assertAnotherOwner(tx, organizationId, userId);
+      const [row] = await tx.query<Row>(
+        `UPDATE memberships SET role = $3, updated_at = now() WHERE organization_id = $1 AND user_id = $2
+         RETURNING organization_id, user_id, $4::text AS email, role, created_at`,
+        [organizationId, userId, role, current.email],
+      );
+      await this.audit(tx, ctx, 'member.updated', organizationId, userId, { role: { from: current.role, to: role } });
+      await this.deps.bus.publish(tx, [{ kind: 'user', subject: userId }]);
+      return toView(row!);
+    });
+    this.deps.bus.applyLocal([{ kind: 'user', subject: userId }]);
+    return view;
+  }
+
+  async remove(ctx: RequestContext, organizationId: string, userId: string): Promise<void> {
+    await this.deps.db.transaction(async (tx) => {
+      const current = await this.lock(tx, organizationId, userId);
+      if (current.role === 'owner') await this.assertAnotherOwner(tx, organizationId, userId);
+      await tx.query('DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2', [organizationId, userId]);
+      await this.audit(tx, ctx, 'member.removed', organizationId, userId, { role: current.role });
+      await this.deps.bus.publish(tx, [{ kind: 'user', subject: userId }]);
+    });
+    this.deps.bus.applyLocal([{ kind: 'user', subject: userId }]);
+  }
+
+  /** Sets the password of an invited user; the token works once. */
+  async acceptInvitation(token: string, password: string): Promise<{ userId: string }> {
+    if (password.length < MIN_PASSWORD_LENGTH) {
+      throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
+    }
+    const passwordHash = await hashPassword(password);
+    return this.deps.db.transaction(async (tx) => {
+      const [row] = await tx.query<{ user_id: string }>(
+        'UPDATE invitations SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING user_id',
+        [hashInvitation(token)],
+      );
+      if (!row) throw new AppError('not_found', 'The invitation is unknown, used or expired');
+      await setPassword(tx, row.user_id, passwordHash);
+      return { userId: row.user_id };
+    });
+  }
+
+  private async createInvitation(tx: Queryable, userId: string): Promise<string> {
+    const token = randomBytes(32).toString('base64url');
+    await tx.query('INSERT INTO invitations (id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)', [
+      newId('invitation'),
+      userId,
+      hashInvitation(token),
+      new Date(Date.now() + INVITATION_TTL_MS),
+    ]);
+    return `${this.deps.publicUrl}/admin/accept-invitation?token=${token}`;
+  }
+
+  private async lock(tx: Queryable, organizationId: string, userId: string): Promise<Row> {
+    const rows = isId('user', userId)
+      ? await tx.query<Row>(
+          `SELECT m.organization_id, m.user_id, u.email, m.role, m.created_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+           WHERE m.organization_id = $1 AND m.user_id = $2 FOR UPDATE OF m`,
+          [organizationId, userId],
+        )
+      : [];
+    if (!rows[0]) throw notFound('member');
+    return rows[0];
+  }
+
+  private async assertAnotherOwner(tx: Queryable, organizationId: string, userId: string): Promise<void> {
+    // Lock every owner row so two concurrent demotions cannot both pass this check.
+    const owners = await tx.query<{ user_id: string }>(
+      "SELECT user_id FROM memberships WHERE organization_id = $1 AND role = 'owner' FOR UPDATE",
+      [organizationId],
+    );
+    if (!owners.some((o) => o.user_id !== userId)) {
+      throw new AppError('conflict', 'An organization must keep at least one owner');
+    }
+  }
+
+  private async audit(tx: Queryable, ctx: RequestContext, action: 'member.added' | 'member.updated' | 'member.removed', organizationId: string, userId: string, details: Record<string, unknown>) {
+    await recordAudit(tx, {
+      action,
+      actor: ctx.actor,
+      organizationId,
+      target: { type: 'user', id: userId },
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      details,
+    });
+  }
+}

@@ -1,0 +1,80 @@
+/** Composition root: builds every service once from the config and the database. */
+import type { Config } from './config.js';
+import type { Database } from './db/database.js';
+import { InvalidationBus } from './cache/invalidation.js';
+import { makePeppers, type Peppers } from './keys/hash.js';
+import { KeyVerifier } from './keys/verify.js';
+import { ApiKeyService } from './keys/service.js';
+import { SessionService } from './auth/sessions.js';
+import { SettingsService } from './settings/service.js';
+import { OrganizationService } from './organizations/service.js';
+import { MemberService } from './organizations/members.js';
+import { AuditService } from './audit/service.js';
+import { UserService } from './users/service.js';
+import { MemoryRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface Secrets {
+  pepper: string;
+  sessionSecret: string;
+}
+
+export interface Services {
+  config: Config;
+  db: Database;
+  bus: InvalidationBus;
+  peppers: Peppers;
+  verifier: KeyVerifier;
+  keys: ApiKeyService;
+  sessions: SessionService;
+  settings: SettingsService;
+  organizations: OrganizationService;
+  members: MemberService;
+  users: UserService;
+  audit: AuditService;
+  rateLimiter: RateLimiter;
+  rateLimiterKind: 'memory' | 'redis';
+  metrics: Metrics;
+  /** Starts background work: the invalidation listener and the lastUsedAt flusher. */
+  start(): Promise<void>;
+  /** Stops background work and flushes pending writes; does not close the database. */
+  stop(): Promise<void>;
+}
+
+export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger): Services {
+  const bus = new InvalidationBus(db, log);
+  const peppers = makePeppers([secrets.pepper]);
+  const rateLimiter: RateLimiter = new MemoryRateLimiter();
+  const settings = new SettingsService({ db, bus });
+  const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs });
+  const keys = new ApiKeyService({ db, peppers, bus, settings });
+  const members = new MemberService({ db, bus, publicUrl: config.publicUrl });
+  const organizations = new OrganizationService({ db, bus, keys, members });
+  const sessions = new SessionService({ db, bus, secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
+  const audit = new AuditService({ db, log });
+  const users = new UserService({ db });
+  const metrics = createMetrics({
+    cacheStats: () => ({ hits: verifier.stats.cacheHits, misses: verifier.stats.cacheMisses, negativeHits: verifier.stats.negativeHits, size: verifier.cacheSize }),
+    channelLive: () => bus.trusted,
+  });
+
+  return {
+    config, db, bus, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics,
+    rateLimiterKind: 'memory',
+    async start() {
+      await bus.start();
+      verifier.startUsageFlusher(5_000, (error) => log.error({ err: error }, 'could not record key usage'));
+    },
+    async stop() {
+      await verifier.stop();
+      await bus.stop();
+      await rateLimiter.close();
+    },
+  };
+}

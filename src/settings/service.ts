@@ -1,0 +1,114 @@
+/** System settings (SPEC §6): one row, cached per node and invalidated cluster-wide on change. */
+import type { Database } from '../db/database.js';
+import type { InvalidationBus } from '../cache/invalidation.js';
+import { recordAudit } from '../audit/record.js';
+import type { RequestContext } from '../auth/context.js';
+import { validationError, type FieldError } from '../errors.js';
+
+export interface SystemSettings {
+  portalMagicLinkTtlMinutes: number;
+  apiKeyRotationGraceMinutes: number;
+  apiKeyMaxLifetimeDays: number | null;
+  updatedAt: string;
+}
+
+export const SETTINGS_BOUNDS = {
+  portalMagicLinkTtlMinutes: { min: 1, max: 1440 },
+  apiKeyRotationGraceMinutes: { min: 0, max: 10080 },
+  apiKeyMaxLifetimeDays: { min: 1, max: 36500 },
+} as const;
+
+export type SettingsChanges = Partial<Omit<SystemSettings, 'updatedAt'>>;
+
+interface Row {
+  portal_magic_link_ttl_minutes: number;
+  api_key_rotation_grace_minutes: number;
+  api_key_max_lifetime_days: number | null;
+  updated_at: Date;
+}
+
+function fromRow(row: Row): SystemSettings {
+  return {
+    portalMagicLinkTtlMinutes: row.portal_magic_link_ttl_minutes,
+    apiKeyRotationGraceMinutes: row.api_key_rotation_grace_minutes,
+    apiKeyMaxLifetimeDays: row.api_key_max_lifetime_days,
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+export function validateSettingsChanges(changes: SettingsChanges): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const [field, bounds] of Object.entries(SETTINGS_BOUNDS)) {
+    const value = changes[field as keyof SettingsChanges];
+    if (value === undefined) continue;
+    if (value === null && field === 'apiKeyMaxLifetimeDays') continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < bounds.min || value > bounds.max) {
+      errors.push({ path: `/${field}`, message: `must be an integer from ${bounds.min} to ${bounds.max}` });
+    }
+  }
+  return errors;
+}
+
+export class SettingsService {
+  private cached: SystemSettings | null = null;
+
+  constructor(private readonly deps: { db: Database; bus: InvalidationBus }) {
+    deps.bus.onInvalidate((inv) => {
+      if (inv.kind === 'settings') this.cached = null;
+    });
+    deps.bus.onFlush(() => {
+      this.cached = null;
+    });
+  }
+
+  async get(): Promise<SystemSettings> {
+    if (this.cached && this.deps.bus.trusted) return this.cached;
+    const generation = this.deps.bus.generation;
+    const [row] = await this.deps.db.query<Row>('SELECT * FROM system_settings WHERE id = 1');
+    const settings = fromRow(row!);
+    if (this.deps.bus.trusted && generation === this.deps.bus.generation) this.cached = settings;
+    return settings;
+  }
+
+  async update(ctx: RequestContext, changes: SettingsChanges): Promise<SystemSettings> {
+    const errors = validateSettingsChanges(changes);
+    if (errors.length > 0) throw validationError(errors);
+    const invalidation = [{ kind: 'settings' as const, subject: '1' }];
+    const settings = await this.deps.db.transaction(async (tx) => {
+      const [before] = await tx.query<Row>('SELECT * FROM system_settings WHERE id = 1 FOR UPDATE');
+      const [row] = await tx.query<Row>(
+        `UPDATE system_settings SET
+           portal_magic_link_ttl_minutes = coalesce($1, portal_magic_link_ttl_minutes),
+           api_key_rotation_grace_minutes = coalesce($2, api_key_rotation_grace_minutes),
+           api_key_max_lifetime_days = CASE WHEN $3 THEN $4::integer ELSE api_key_max_lifetime_days END,
+           updated_at = now()
+         WHERE id = 1 RETURNING *`,
+        [
+          changes.portalMagicLinkTtlMinutes ?? null,
+          changes.apiKeyRotationGraceMinutes ?? null,
+          changes.apiKeyMaxLifetimeDays !== undefined,
+          changes.apiKeyMaxLifetimeDays ?? null,
+        ],
+      );
+      const previous = fromRow(before!);
+      const next = fromRow(row!);
+      await recordAudit(tx, {
+        action: 'system_settings.updated',
+        actor: ctx.actor,
+        organizationId: null,
+        target: { type: 'system_settings', id: 'system' },
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        details: {
+          changes: Object.fromEntries(
+            Object.keys(changes).map((k) => [k, { from: previous[k as keyof SystemSettings], to: next[k as keyof SystemSettings] }]),
+          ),
+        },
+      });
+      await this.deps.bus.publish(tx, invalidation);
+      return next;
+    });
+    this.deps.bus.applyLocal(invalidation);
+    return settings;
+  }
+}

@@ -1,0 +1,92 @@
+/** SQL for users and memberships. */
+import type { Queryable } from '../db/database.js';
+import type { Role } from '../scopes/catalog.js';
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  passwordHash: string | null;
+  isGlobalAdmin: boolean;
+  createdAt: Date;
+}
+
+export interface Membership {
+  organizationId: string;
+  organizationName: string;
+  userId: string;
+  role: Role;
+  createdAt: Date;
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  password_hash: string | null;
+  is_global_admin: boolean;
+  created_at: Date;
+}
+
+const userFromRow = (r: UserRow): UserRecord => ({
+  id: r.id,
+  email: r.email,
+  passwordHash: r.password_hash,
+  isGlobalAdmin: r.is_global_admin,
+  createdAt: r.created_at,
+});
+
+export async function findUserByEmail(db: Queryable, email: string): Promise<UserRecord | null> {
+  const rows = await db.query<UserRow>('SELECT * FROM users WHERE lower(email) = lower($1)', [email]);
+  return rows[0] ? userFromRow(rows[0]) : null;
+}
+
+export async function findUserById(db: Queryable, id: string): Promise<UserRecord | null> {
+  const rows = await db.query<UserRow>('SELECT * FROM users WHERE id = $1', [id]);
+  return rows[0] ? userFromRow(rows[0]) : null;
+}
+
+export async function insertUser(
+  tx: Queryable,
+  user: { id: string; email: string; passwordHash: string | null; isGlobalAdmin: boolean },
+): Promise<UserRecord> {
+  const [row] = await tx.query<UserRow>(
+    'INSERT INTO users (id, email, password_hash, is_global_admin) VALUES ($1, $2, $3, $4) RETURNING *',
+    [user.id, user.email, user.passwordHash, user.isGlobalAdmin],
+  );
+  return userFromRow(row!);
+}
+
+export async function setPassword(tx: Queryable, userId: string, passwordHash: string): Promise<void> {
+  await tx.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [userId, passwordHash]);
+}
+
+export async function countUsers(db: Queryable): Promise<number> {
+  const [row] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
+  return row!.n;
+}
+
+interface MembershipRow {
+  organization_id: string;
+  organization_name: string;
+  user_id: string;
+  role: Role;
+  created_at: Date;
+}
+
+const membershipFromRow = (r: MembershipRow): Membership => ({
+  organizationId: r.organization_id,
+  organizationName: r.organization_name,
+  userId: r.user_id,
+  role: r.role,
+  createdAt: r.created_at,
+});
+
+/** Memberships of a user in active organizations. */
+export async function membershipsOfUser(db: Queryable, userId: string): Promise<Membership[]> {
+  const rows = await db.query<MembershipRow>(
+    `SELECT m.organization_id, o.name AS organization_name, m.user_id, m.role, m.created_at
+     FROM memberships m JOIN organizations o ON o.id = m.organization_id
+     WHERE m.user_id = $1 AND o.status = 'active' ORDER BY o.name, o.id`,
+    [userId],
+  );
+  return rows.map(membershipFromRow);
+}
