@@ -1,0 +1,162 @@
+/** Verification outcomes in SPEC §4's order, their headers, and what each costs the database. */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOrgKey, createOrgWithKey, expectProblem, expectStatus, startPaygate, type OrgWithKey, type TestApp } from './harness.js';
+import { checksum, formatToken, newKeyId } from '../src/keys/token.js';
+import { BASE62 } from '../src/ids.js';
+
+function randomBase62(n: number): string {
+  return Array.from(randomBytes(n), (b) => BASE62[b % 62]).join('');
+}
+
+/** A token of the right shape and checksum with a random id Paygate never minted. */
+function forgedToken(): string {
+  const body = `sk_${randomBase62(20)}.${randomBase62(43)}`;
+  return body + checksum(body);
+}
+
+describe('API key verification', () => {
+  let t: TestApp;
+  let org: OrgWithKey;
+  beforeAll(async () => {
+    t = await startPaygate();
+    org = await createOrgWithKey(t, ['client:read', 'api_key:*']);
+  });
+  afterAll(async () => t?.close());
+
+  const whoami = (authorization: string | undefined) =>
+    t.request('GET', '/v1/auth/whoami', { headers: authorization === undefined ? {} : { authorization } });
+
+  it('no credential is 401 missing_credentials with WWW-Authenticate', async () => {
+    const result = await whoami(undefined);
+    expectProblem(result, 401, 'missing_credentials');
+    expect(result.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+  });
+
+  it('the Bearer scheme name is case-insensitive', async () => {
+    for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEaReR']) expectStatus(await whoami(`${scheme} ${org.token}`), 200);
+  });
+
+  it.each([
+    ['another scheme', (tok: string) => `Basic ${tok}`],
+    ['no value', () => 'Bearer'],
+    ['empty value', () => 'Bearer '],
+    ['truncated token', (tok: string) => `Bearer ${tok.slice(0, -1)}`],
+    ['token with a trailing character', (tok: string) => `Bearer ${tok}x`],
+    ['garbage', () => 'Bearer hello'],
+    ['a bad checksum', (tok: string) => `Bearer ${tok.slice(0, -6)}000000`],
+    ['a changed secret character', (tok: string) => `Bearer ${tok.slice(0, 30)}${tok[30] === 'A' ? 'B' : 'A'}${tok.slice(31)}`],
+    ['a forged id with a valid checksum', () => `Bearer ${forgedToken()}`],
+  ])('%s is 401 invalid_api_key with WWW-Authenticate', async (_name, make) => {
+    const result = await whoami(make(org.token));
+    expectProblem(result, 401, 'invalid_api_key');
+    expect(result.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+  });
+
+  it('a minted id with a wrong secret is invalid_api_key, not a hint that the id exists', async () => {
+    const other = formatToken(org.keyId); // right id, fresh (wrong) secret, valid checksum
+    expectProblem(await whoami(`Bearer ${other}`), 401, 'invalid_api_key');
+  });
+
+  it('a JWT-shaped bearer that fails verification is 401 invalid_session', async () => {
+    expectProblem(await whoami('Bearer eyJhbGciOiJIUzI1NiJ9.eyJzaWQiOiJ4In0.c2lnbmF0dXJl'), 401, 'invalid_session');
+  });
+
+  it('malformed tokens, bad checksums and forged ids cost no database query', async () => {
+    await whoami(`Bearer ${org.token}`); // warm
+    const before = t.db.stats.queries;
+    const lookupsBefore = t.services.verifier.stats.databaseLookups;
+    for (let i = 0; i < 50; i++) {
+      await whoami(`Bearer ${forgedToken()}`);
+      await whoami('Bearer sk_tooshort');
+      await whoami(`Bearer ${org.token.slice(0, -6)}zzzzzz`);
+    }
+    expect(t.services.verifier.stats.databaseLookups).toBe(lookupsBefore);
+    // Bursts of invalid keys write one aggregated audit event per source (a few statements), never one per request.
+    expect(t.db.stats.queries - before).toBeLessThan(20);
+  });
+
+  it('a minted but unknown id is looked up once, then served from the negative cache', async () => {
+    const unknown = formatToken(newKeyId(t.services.peppers.idTagKey));
+    const before = t.services.verifier.stats.databaseLookups;
+    for (let i = 0; i < 10; i++) expectProblem(await whoami(`Bearer ${unknown}`), 401, 'invalid_api_key');
+    expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
+  });
+
+  it('a valid key is verified from the cache after its first use', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    const before = t.services.verifier.stats.databaseLookups;
+    for (let i = 0; i < 10; i++) expectStatus(await whoami(`Bearer ${key.secret}`), 200);
+    expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
+  });
+
+  it('while the invalidation channel is down, the cache is not trusted', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    await whoami(`Bearer ${key.secret}`);
+    t.services.bus.distrust('test: simulated lost channel');
+    expect(t.services.bus.trusted).toBe(false);
+    // A change made behind the node's back (no invalidation delivered) is still seen at once.
+    await t.db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [key.id]);
+    expectProblem(await whoami(`Bearer ${key.secret}`), 401, 'api_key_revoked');
+    // The channel comes back by itself.
+    for (let i = 0; i < 100 && !t.services.bus.trusted; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(t.services.bus.trusted).toBe(true);
+  });
+
+  it('order: a revoked key with the wrong secret is invalid_api_key; with the right one api_key_revoked', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    await t.request('POST', `/v1/api-keys/${key.id}/revoke`, { token: org.token });
+    expectProblem(await whoami(`Bearer ${formatToken(key.id)}`), 401, 'invalid_api_key');
+    expectProblem(await whoami(`Bearer ${key.secret}`), 401, 'api_key_revoked');
+  });
+
+  it('order: a revoked and expired key is api_key_revoked; an expired key outside its IPs is api_key_expired', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read'], { allowedIps: ['10.9.9.9'] });
+    await t.db.query("UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = $1", [key.id]);
+    t.services.bus.applyLocal([{ kind: 'api_key', subject: key.id }]);
+    expectProblem(await whoami(`Bearer ${key.secret}`), 401, 'api_key_expired');
+    await t.db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [key.id]);
+    t.services.bus.applyLocal([{ kind: 'api_key', subject: key.id }]);
+    expectProblem(await whoami(`Bearer ${key.secret}`), 401, 'api_key_revoked');
+  });
+
+  it('a client address outside allowedIps is 403 ip_not_allowed; inside it passes (IPv4 and IPv6)', async () => {
+    const outside = await createOrgKey(t, org.organizationId, ['client:read'], { allowedIps: ['10.0.0.0/8', '2001:db8::/32'] });
+    expectProblem(await whoami(`Bearer ${outside.secret}`), 403, 'ip_not_allowed');
+    const inside = await createOrgKey(t, org.organizationId, ['client:read'], { allowedIps: ['127.0.0.0/8', '::1'] });
+    expectStatus(await whoami(`Bearer ${inside.secret}`), 200);
+  });
+
+  it('X-Forwarded-For is ignored unless the proxy is trusted', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read'], { allowedIps: ['203.0.113.7'] });
+    const spoofed = await t.request('GET', '/v1/auth/whoami', { token: key.secret, headers: { 'x-forwarded-for': '203.0.113.7' } });
+    expectProblem(spoofed, 403, 'ip_not_allowed');
+    const behindProxy = await startPaygate({ env: { PAYGATE_TRUSTED_PROXIES: '127.0.0.1' } });
+    try {
+      const org2 = await createOrgWithKey(behindProxy, ['client:read']);
+      const key2 = await createOrgKey(behindProxy, org2.organizationId, ['client:read'], { allowedIps: ['203.0.113.7'] });
+      const forwarded = await behindProxy.request('GET', '/v1/auth/whoami', { token: key2.secret, headers: { 'x-forwarded-for': '203.0.113.7' } });
+      expectStatus(forwarded, 200);
+    } finally {
+      await behindProxy.close();
+    }
+  });
+
+  it('a key over its rate limit gets 429 rate_limited with Retry-After', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read'], { rateLimit: { requests: 3, windowSeconds: 60 } });
+    for (let i = 0; i < 3; i++) expectStatus(await whoami(`Bearer ${key.secret}`), 200);
+    const limited = await whoami(`Bearer ${key.secret}`);
+    expectProblem(limited, 429, 'rate_limited');
+    const retry = Number(limited.headers.get('retry-after'));
+    expect(retry).toBeGreaterThanOrEqual(1);
+    expect(retry).toBeLessThanOrEqual(60);
+  });
+
+  it('a missing scope is 403 insufficient_scope naming it, with the RFC 6750 header', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    const result = await t.request('GET', '/v1/audit-events', { token: key.secret });
+    expectProblem(result, 403, 'insufficient_scope');
+    expect(result.body.requiredScope).toBe('audit:read');
+    expect(result.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="audit:read"');
+  });
+});
