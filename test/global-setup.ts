@@ -4,6 +4,7 @@
  * so files run in parallel on databases of their own.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
@@ -27,9 +28,12 @@ function withDatabase(url: string, name: string): string {
 
 export default async function setup(project: TestProject) {
   let embedded: EmbeddedPostgres | null = null;
+  let dataDir: string | null = null;
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    embedded = await startEmbeddedPostgres({ dataDir: path.resolve('.test-data'), password: 'paygate-test' });
+    // A data directory per run: concurrent runs on one machine must not share an embedded cluster.
+    dataDir = path.resolve('.test-data', `run-${process.pid}`);
+    embedded = await startEmbeddedPostgres({ dataDir, password: 'paygate-test' });
     adminUrl = embedded.connectionString;
   }
   const runId = randomBytes(4).toString('hex');
@@ -52,5 +56,6 @@ export default async function setup(project: TestProject) {
     }
     await admin.end();
     await embedded?.stop();
+    if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
   };
 }

@@ -109,7 +109,9 @@ export async function startEmbeddedPostgres(options: {
   return {
     connectionString,
     async stop() {
-      await server.stop();
+      // If PostgreSQL already exited (a terminal's Ctrl-C reaches it too), the package could wait
+      // forever for an exit event that has passed; bound the wait.
+      await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
     },
   };
 }
