@@ -98,7 +98,8 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
         email: session.email,
         isGlobalAdmin: session.isGlobalAdmin,
         organizationId: selected?.id ?? null,
-        scopes: role ? roleScopes(role) : [],
+        // What the plugin grants in the selected organization: a global admin holds every organization scope there.
+        scopes: !selected ? [] : session.isGlobalAdmin ? roleScopes('owner') : role ? roleScopes(role) : [],
         roles: session.memberships.map((m) => ({ organizationId: m.organizationId, role: m.role })),
       };
     },

@@ -75,11 +75,23 @@ export class SessionService {
         extra: { retryAfterSeconds: blocked },
       });
     }
-    const user = await findUserByEmail(this.deps.db, email);
-    const ok = await verifyPassword(user?.passwordHash ?? null, password);
+    // Security: count the attempt as a failure now, in the same synchronous step as the check above and
+    // before the slow password hash. Counting only after the hash let a burst of parallel guesses all
+    // pass the check before any of them was counted. A successful sign-in takes the count back.
+    this.throttle.recordFailure(accountKey);
+    this.throttle.recordFailure(addressKey);
+    let user: Awaited<ReturnType<typeof findUserByEmail>>;
+    let ok: boolean;
+    try {
+      user = await findUserByEmail(this.deps.db, email);
+      ok = await verifyPassword(user?.passwordHash ?? null, password);
+    } catch (error) {
+      // Not a wrong password (the database failed): the attempt does not count against anyone.
+      this.throttle.forgive(accountKey);
+      this.throttle.forgive(addressKey);
+      throw error;
+    }
     if (!user || !ok) {
-      this.throttle.recordFailure(accountKey);
-      this.throttle.recordFailure(addressKey);
       await this.deps.db.transaction((tx) =>
         recordAudit(tx, {
           action: 'login.failed',
@@ -96,6 +108,7 @@ export class SessionService {
       throw new AppError('invalid_session', 'The email or password is wrong');
     }
     this.throttle.reset(accountKey);
+    this.throttle.forgive(addressKey);
 
     const sessionId = newId('session');
     const now = new Date();

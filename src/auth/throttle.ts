@@ -35,6 +35,14 @@ export class FailureThrottle {
     }
   }
 
+  /** Takes back one counted attempt (one that turned out not to be a failure). */
+  forgive(key: string): void {
+    const entry = this.failures.get(key);
+    if (!entry) return;
+    if (entry.count <= 1) this.failures.delete(key);
+    else entry.count--;
+  }
+
   reset(key: string): void {
     this.failures.delete(key);
   }

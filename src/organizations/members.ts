@@ -10,7 +10,7 @@ import type { RequestContext } from '../auth/context.js';
 import { AppError, notFound, validationError } from '../errors.js';
 import { isId, newId } from '../ids.js';
 import type { Role } from '../scopes/catalog.js';
-import { findUserByEmail, insertUser, setPassword } from '../users/store.js';
+import { findUserByEmail, insertUserIfAbsent, setPassword } from '../users/store.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../users/passwords.js';
 
 export interface MemberView {
@@ -47,13 +47,25 @@ const hashInvitation = (token: string) => createHash('sha256').update(token).dig
 export class MemberService {
   constructor(private readonly deps: { db: Database; bus: InvalidationBus; publicUrl: string }) {}
 
-  async list(organizationId: string): Promise<{ object: 'list'; data: MemberView[]; hasMore: false }> {
+  /** Oldest first; the cursor is the userId of the last member of the previous page (SPEC §11). */
+  async list(organizationId: string, page: { limit: number; startingAfter: string | null }): Promise<{ object: 'list'; data: MemberView[]; hasMore: boolean }> {
+    const params: unknown[] = [organizationId, page.limit + 1];
+    let after = '';
+    if (page.startingAfter) {
+      const cursor = isId('user', page.startingAfter)
+        ? await this.deps.db.query('SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2', [organizationId, page.startingAfter])
+        : [];
+      if (cursor.length === 0) throw notFound('member');
+      params.push(page.startingAfter);
+      after = 'AND (m.created_at, m.user_id) > (SELECT created_at, user_id FROM memberships WHERE organization_id = $1 AND user_id = $3)';
+    }
     const rows = await this.deps.db.query<Row>(
       `SELECT m.organization_id, m.user_id, u.email, m.role, m.created_at
-       FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 ORDER BY m.created_at, u.email`,
-      [organizationId],
+       FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 ${after}
+       ORDER BY m.created_at, m.user_id LIMIT $2`,
+      params,
     );
-    return { object: 'list', data: rows.map(toView), hasMore: false };
+    return { object: 'list', data: rows.slice(0, page.limit).map(toView), hasMore: rows.length > page.limit };
   }
 
   async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }): Promise<MemberView> {
@@ -66,20 +78,26 @@ export class MemberService {
       let invitationUrl: string | undefined;
       let userCreated = false;
       if (!user) {
-        userCreated = true;
-        user = await insertUser(tx, { id: newId('user'), email: input.email, passwordHash, isGlobalAdmin: false });
-        if (!passwordHash) invitationUrl = await this.createInvitation(tx, user.id);
+        const created = await insertUserIfAbsent(tx, { id: newId('user'), email: input.email, passwordHash, isGlobalAdmin: false });
+        if (created) {
+          userCreated = true;
+          user = created;
+          if (!passwordHash) invitationUrl = await this.createInvitation(tx, user.id);
+        } else {
+          // A concurrent request created this user first (it has committed: ON CONFLICT waited for it).
+          user = (await findUserByEmail(tx, input.email))!;
+        }
       }
-      const existing = await tx.query('SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2', [organizationId, user.id]);
-      if (existing.length > 0) throw new AppError('conflict', `${input.email} is already a member`);
+      // ON CONFLICT rather than a prior SELECT: two concurrent adds of one member must give 201 and 409, not a 500.
       const [row] = await tx.query<Row>(
-        `INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)
+        `INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
          RETURNING organization_id, user_id, $4::text AS email, role, created_at`,
         [organizationId, user.id, input.role, user.email],
       );
+      if (!row) throw new AppError('conflict', `${input.email} is already a member`);
       await this.audit(tx, ctx, 'member.added', organizationId, user.id, { role: input.role, email: user.email, userCreated });
       await this.deps.bus.publish(tx, [{ kind: 'user', subject: user.id }]);
-      return { view: toView(row!), userId: user.id, invitationUrl };
+      return { view: toView(row), userId: user.id, invitationUrl };
     });
     this.deps.bus.applyLocal([{ kind: 'user', subject: result.userId }]);
     return result.invitationUrl ? { ...result.view, invitationUrl: result.invitationUrl } : result.view;
@@ -142,6 +160,11 @@ export class MemberService {
   }
 
   private async lock(tx: Queryable, organizationId: string, userId: string): Promise<Row> {
+    // Serialise role changes and removals per organization before locking any membership row. Locking
+    // the member's row first and then every owner row (assertAnotherOwner) deadlocked when two owners
+    // demoted or removed each other at once. NO KEY UPDATE does not block inserts that reference the
+    // organization (memberships, keys), which only take KEY SHARE.
+    await tx.query('SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE', [organizationId]);
     const rows = isId('user', userId)
       ? await tx.query<Row>(
           `SELECT m.organization_id, m.user_id, u.email, m.role, m.created_at

@@ -28,7 +28,8 @@ export function registerOrganizationRoutes(app: FastifyInstance, services: Servi
   const memberTags = ['Members'];
   organizationRoute(app, {
     method: 'GET', path: '/members', auth: { kind: 'organization_owner' }, summary: 'List members (owners and global admins)', tags: memberTags,
-    handler: async (request) => members.list(organizationOf(request)),
+    schema: { querystring: PAGE_QUERY },
+    handler: async (request) => members.list(organizationOf(request), pageOf(request)),
   });
   organizationRoute(app, {
     method: 'POST', path: '/members', auth: { kind: 'organization_owner' }, summary: 'Add a member; creates the user when the email is new', tags: memberTags,

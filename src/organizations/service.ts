@@ -130,7 +130,9 @@ export class OrganizationService {
   }
 
   async update(ctx: RequestContext, id: string, changes: { name?: string }): Promise<OrganizationView> {
-    return this.deps.db.transaction(async (tx) => {
+    // Cached sessions carry their memberships' organization names (GET /v1/auth/me): drop them on every node.
+    const invalidations = [{ kind: 'organization' as const, subject: id }];
+    const organization = await this.deps.db.transaction(async (tx) => {
       const before = await this.lockActive(tx, id);
       const [row] = await tx.query<Row>('UPDATE organizations SET name = coalesce($2, name), updated_at = now() WHERE id = $1 RETURNING *', [
         id,
@@ -145,8 +147,11 @@ export class OrganizationService {
         requestId: ctx.requestId,
         details: changes.name !== undefined ? { name: { from: before.name, to: changes.name } } : {},
       });
+      await this.deps.bus.publish(tx, invalidations);
       return toView(row!);
     });
+    this.deps.bus.applyLocal(invalidations);
+    return organization;
   }
 
   /** Soft delete: the row stays for audit; every key is revoked and every membership removed. */

@@ -55,6 +55,18 @@ export async function insertUser(
   return userFromRow(row!);
 }
 
+/** Inserts the user unless one with that email exists (or is being inserted concurrently); null then. */
+export async function insertUserIfAbsent(
+  tx: Queryable,
+  user: { id: string; email: string; passwordHash: string | null; isGlobalAdmin: boolean },
+): Promise<UserRecord | null> {
+  const [row] = await tx.query<UserRow>(
+    'INSERT INTO users (id, email, password_hash, is_global_admin) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING *',
+    [user.id, user.email, user.passwordHash, user.isGlobalAdmin],
+  );
+  return row ? userFromRow(row) : null;
+}
+
 export async function setPassword(tx: Queryable, userId: string, passwordHash: string): Promise<void> {
   await tx.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [userId, passwordHash]);
 }
