@@ -58,7 +58,7 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
   const organizations = new OrganizationService({ db, bus, keys, members });
   const sessions = new SessionService({ db, bus, secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
   const audit = new AuditService({ db, log });
-  const users = new UserService({ db });
+  const users = new UserService({ db, bus });
   const metrics = createMetrics({
     cacheStats: () => ({ hits: verifier.stats.cacheHits, misses: verifier.stats.cacheMisses, negativeHits: verifier.stats.negativeHits, size: verifier.cacheSize }),
     channelLive: () => bus.trusted,

@@ -23,22 +23,45 @@ export function eventHash(prevHash: string, event: AuditEvent): string {
   return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(fields)).digest('hex');
 }
 
+/**
+ * PostgreSQL text and jsonb hold neither U+0000 nor lone surrogates; an attacker-chosen value (a
+ * route parameter recorded in a refusal) must not make the insert fail and the refusal go unrecorded.
+ */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const text = (value: string): string => value.replace(UNSTORABLE, '\uFFFD');
+
+/**
+ * The value exactly as jsonb will give it back: JSON round trip (Dates become strings, undefined
+ * entries disappear) and nothing PostgreSQL cannot store. The hash is computed over this form, so it still
+ * verifies when the row is read back.
+ */
+function storable<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value), (_key, v: unknown) => {
+    if (typeof v === 'string') return text(v);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v).map(([k, inner]) => [text(k), inner]));
+    }
+    return v;
+  }) as T;
+}
+
 export async function recordAudit(tx: Queryable, input: AuditInput): Promise<AuditEvent> {
+  // Row lock on the chain head: appends are serialised, so every event links to its predecessor.
+  // Taken before the timestamp, so `at` follows the order of the chain (on one node's clock).
+  const [head] = await tx.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1 FOR UPDATE');
   const event: AuditEvent = {
     id: newId('event'),
     object: 'audit_event',
     at: new Date().toISOString(),
     action: input.action,
-    actor: input.actor,
-    organizationId: input.organizationId,
-    target: input.target ?? null,
-    ip: input.ip ?? null,
-    requestId: input.requestId ?? null,
+    actor: { type: input.actor.type, id: input.actor.id === null ? null : text(input.actor.id) },
+    organizationId: input.organizationId === null ? null : text(input.organizationId),
+    target: input.target ? storable(input.target) : null,
+    ip: input.ip == null ? null : text(input.ip),
+    requestId: input.requestId == null ? null : text(input.requestId),
     outcome: input.outcome ?? 'success',
-    details: input.details ?? {},
+    details: storable(input.details ?? {}),
   };
-  // Row lock on the chain head: appends are serialised, so every event links to its predecessor.
-  const [head] = await tx.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1 FOR UPDATE');
   const hash = eventHash(head!.hash, event);
   const [row] = await tx.query<{ seq: number }>(
     `INSERT INTO audit_events (id, at, action, actor_type, actor_id, organization_id, target, ip, request_id,

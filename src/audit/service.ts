@@ -123,32 +123,38 @@ export class AuditService {
     return { object: 'list' as const, data: rows.slice(0, filter.limit).map(toEvent), hasMore: rows.length > filter.limit };
   }
 
-  /** Walks the whole chain in order, recomputing every hash. */
+  /**
+   * Walks the whole chain in order, recomputing every hash. One snapshot (REPEATABLE READ) for the walk
+   * and the head: events appended meanwhile are neither half-seen nor mistaken for a removed tail.
+   */
   async verifyChain(): Promise<IntegrityReport> {
-    let prev = '0'.repeat(64);
-    let checked = 0;
-    let lastSeq = 0;
-    const batch = 1000;
-    for (;;) {
-      const rows = await this.deps.db.query<Row>('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [lastSeq, batch]);
-      for (const row of rows) {
-        if (row.prev_hash !== prev) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'link to the previous event is broken (an event was removed or reordered)' };
-        if (eventHash(prev, toEvent(row)) !== row.hash) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'event content does not match its hash (the event was altered)' };
-        prev = row.hash;
-        lastSeq = row.seq;
-        checked++;
+    return this.deps.db.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      let prev = '0'.repeat(64);
+      let checked = 0;
+      let lastSeq = 0;
+      const batch = 1000;
+      for (;;) {
+        const rows = await tx.query<Row>('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [lastSeq, batch]);
+        for (const row of rows) {
+          if (row.prev_hash !== prev) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'link to the previous event is broken (an event was removed or reordered)' };
+          if (eventHash(prev, toEvent(row)) !== row.hash) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'event content does not match its hash (the event was altered)' };
+          prev = row.hash;
+          lastSeq = row.seq;
+          checked++;
+        }
+        if (rows.length < batch) break;
       }
-      if (rows.length < batch) break;
-    }
-    const [head] = await this.deps.db.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1');
-    const headMatches = head!.hash === prev;
-    return {
-      ok: headMatches,
-      checked,
-      headMatches,
-      firstBrokenEventId: null,
-      reason: headMatches ? null : 'the newest events were removed (the chain head does not match)',
-    };
+      const [head] = await tx.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1');
+      const headMatches = head!.hash === prev;
+      return {
+        ok: headMatches,
+        checked,
+        headMatches,
+        firstBrokenEventId: null,
+        reason: headMatches ? null : 'the newest events were removed (the chain head does not match)',
+      };
+    });
   }
 
   /** Records a refused attempt in its own transaction; failures are logged, never thrown at the caller. */

@@ -26,9 +26,14 @@ export interface ServerOptions {
   logLevel?: string;
 }
 
-/** Removes secrets that may ride in a URL (portal and invitation tokens) before it is logged. */
+/**
+ * Removes secrets that may ride in a URL before it is logged: portal and invitation tokens, and
+ * whatever a careless client puts there (`?access_token=`, `?api_key=`, an API key in the path).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:token|secret|password)=)[^&#]*/gi, '$1[REDACTED]');
+  return url
+    .replace(/([?&;][^=&#;]*?(?:token|secret|password|api_?key)=)[^&#;]*/gi, '$1[REDACTED]')
+    .replace(/sk_([0-9A-Za-z]{20})(?:\.|%2e)[0-9A-Za-z]*/gi, 'sk_$1.[REDACTED]');
 }
 
 function makeAjv(coerce: boolean): Ajv {
@@ -89,6 +94,9 @@ export async function buildServer(services: Services, options: ServerOptions = {
     if (typeof body === 'string' && body.trim() === '') return done(null, undefined);
     return defaultJson(request, body as string, done);
   });
+  // Fastify parses text/plain by default; our bodies are JSON, so any other type is 415 unsupported_media_type
+  // rather than a string that then fails the body schema as a confusing 400.
+  app.removeContentTypeParser('text/plain');
 
   await app.register(cookie);
   await app.register(swagger, {

@@ -152,7 +152,8 @@ export class ApiKeyService {
     return requested === null || requested > limit ? limit : requested;
   }
 
-  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput): Promise<ApiKeyView> {
+  /** Creates a key; pass `outer` to create it inside a caller's transaction (provisioning). */
+  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: Queryable): Promise<ApiKeyView> {
     const now = this.now();
     const errors: FieldError[] = validateScopes(where.tier, input.scopes, '/scopes');
     const expiresAt = input.expiresAt ? parseFutureDate(input.expiresAt, '/expiresAt', errors, now) : null;
@@ -163,7 +164,7 @@ export class ApiKeyService {
     const cappedExpiry = await this.capExpiry(expiresAt, now);
     const pepper = this.deps.peppers.current;
 
-    const { record, token } = await this.deps.db.transaction(async (tx) => {
+    const insert = async (tx: Queryable) => {
       let id = newKeyId(this.deps.peppers.idTagKey);
       // Ids are unique forever; a collision (practically never) just draws again.
       while (!(await store.reserveKeyId(tx, id))) id = newKeyId(this.deps.peppers.idTagKey);
@@ -195,7 +196,8 @@ export class ApiKeyService {
       // A node may hold this id in its negative cache (someone guessed it before it existed).
       await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
       return { record, token };
-    });
+    };
+    const { record, token } = outer ? await insert(outer) : await this.deps.db.transaction(insert);
     this.deps.bus.applyLocal([{ kind: 'api_key', subject: record.id }]);
     return toView(record, token, now);
   }

@@ -68,12 +68,13 @@ export class MemberService {
     return { object: 'list', data: rows.slice(0, page.limit).map(toView), hasMore: rows.length > page.limit };
   }
 
-  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }): Promise<MemberView> {
+  /** Adds a member; pass `outer` to add it inside a caller's transaction (provisioning). */
+  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }, outer?: Queryable): Promise<MemberView> {
     if (input.password !== undefined && input.password.length < MIN_PASSWORD_LENGTH) {
       throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
     }
     const passwordHash = input.password !== undefined ? await hashPassword(input.password) : null;
-    const result = await this.deps.db.transaction(async (tx) => {
+    const insert = async (tx: Queryable) => {
       let user = await findUserByEmail(tx, input.email);
       let invitationUrl: string | undefined;
       let userCreated = false;
@@ -98,7 +99,8 @@ export class MemberService {
       await this.audit(tx, ctx, 'member.added', organizationId, user.id, { role: input.role, email: user.email, userCreated });
       await this.deps.bus.publish(tx, [{ kind: 'user', subject: user.id }]);
       return { view: toView(row), userId: user.id, invitationUrl };
-    });
+    };
+    const result = outer ? await insert(outer) : await this.deps.db.transaction(insert);
     this.deps.bus.applyLocal([{ kind: 'user', subject: result.userId }]);
     return result.invitationUrl ? { ...result.view, invitationUrl: result.invitationUrl } : result.view;
   }

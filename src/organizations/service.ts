@@ -83,7 +83,9 @@ export class OrganizationService {
       if (errors.length > 0) throw validationError(errors);
     }
     const id = newId('organization');
-    const organization = await this.deps.db.transaction(async (tx) => {
+    // One transaction: an organization exists with its owner and its initial key, or not at all,
+    // so a failed provisioning leaves nothing to clean up and a retry makes no duplicate.
+    return this.deps.db.transaction(async (tx) => {
       const [row] = await tx.query<Row>('INSERT INTO organizations (id, name) VALUES ($1, $2) RETURNING *', [id, input.name]);
       await recordAudit(tx, {
         action: 'organization.created',
@@ -94,21 +96,21 @@ export class OrganizationService {
         requestId: ctx.requestId,
         details: { name: input.name },
       });
-      return toView(row!);
+      const result: { organization: OrganizationView; owner?: MemberView; initialApiKey?: ApiKeyView } = { organization: toView(row!) };
+      if (input.owner) {
+        result.owner = await this.deps.members.add(ctx, id, { email: input.owner.email, role: 'owner' }, tx);
+      }
+      if (input.initialApiKey) {
+        // Provisioning acts for the platform: the initial key may hold any organization scope.
+        result.initialApiKey = await this.deps.keys.create(
+          { ...ctx, grantable: null },
+          { tier: 'organization', organizationId: id },
+          { name: input.initialApiKey.name, scopes: input.initialApiKey.scopes },
+          tx,
+        );
+      }
+      return result;
     });
-    const result: { organization: OrganizationView; owner?: MemberView; initialApiKey?: ApiKeyView } = { organization };
-    if (input.owner) {
-      result.owner = await this.deps.members.add(ctx, id, { email: input.owner.email, role: 'owner' });
-    }
-    if (input.initialApiKey) {
-      // Provisioning acts for the platform: the initial key may hold any organization scope.
-      result.initialApiKey = await this.deps.keys.create(
-        { ...ctx, grantable: null },
-        { tier: 'organization', organizationId: id },
-        { name: input.initialApiKey.name, scopes: input.initialApiKey.scopes },
-      );
-    }
-    return result;
   }
 
   async list(page: { limit: number; startingAfter: string | null }) {
