@@ -25,6 +25,10 @@ export interface Config {
   sessionTtlSeconds: number;
   /** Safety-net TTL of cached verified keys and sessions, in milliseconds. */
   cacheTtlMs: number;
+  /** This node's name in the cluster (paygate_nodes, listener application_name); random when unset. */
+  nodeId: string | null;
+  /** Invalidation heartbeat period; a node stops trusting its caches after three missed beats. */
+  heartbeatMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -83,5 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     sessionTtlSeconds: intFrom(env, 'PAYGATE_SESSION_TTL_SECONDS', 12 * 3600, 60, 30 * 24 * 3600),
     cacheTtlMs: intFrom(env, 'PAYGATE_CACHE_TTL_MS', 30_000, 0, 3_600_000),
+    nodeId: env.PAYGATE_NODE_ID && /^[A-Za-z0-9_.-]{1,64}$/.test(env.PAYGATE_NODE_ID) ? env.PAYGATE_NODE_ID : null,
+    heartbeatMs: intFrom(env, 'PAYGATE_HEARTBEAT_MS', 500, 50, 10_000),
   };
 }

@@ -48,7 +48,7 @@ export interface Services {
 }
 
 export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger): Services {
-  const bus = new InvalidationBus(db, log);
+  const bus = new InvalidationBus(db, log, { heartbeatMs: config.heartbeatMs, ...(config.nodeId ? { nodeId: config.nodeId } : {}) });
   const peppers = makePeppers([secrets.pepper]);
   const rateLimiter: RateLimiter = new MemoryRateLimiter();
   const settings = new SettingsService({ db, bus });

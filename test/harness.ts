@@ -227,3 +227,11 @@ export async function login(t: TestApp, email: string, password: string): Promis
   }
   return { token: result.body.token, csrf: cookies.csrf!, cookies, userId: result.body.user.id };
 }
+
+/** Changes a key row directly (states the API cannot produce, such as a past expiry), as a published change. */
+export async function changeKeyRow(t: TestApp, sql: string, keyId: string): Promise<void> {
+  await t.services.bus.transaction(async (tx) => {
+    await tx.query(sql, [keyId]);
+    await tx.publish([{ kind: 'api_key', subject: keyId }]);
+  });
+}

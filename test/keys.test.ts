@@ -1,6 +1,6 @@
 /** API key lifecycle (SPEC §4), as behaviour sentences, over HTTP on a real database. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrgWithKey, expectProblem, expectStatus, startPaygate, type OrgWithKey, type TestApp } from './harness.js';
+import { changeKeyRow, createOrgWithKey, expectProblem, expectStatus, startPaygate, type OrgWithKey, type TestApp } from './harness.js';
 import { TOKEN_REGEX } from '../src/keys/token.js';
 
 const ADMIN = ['api_key:*', 'client:*', 'invoice:read', 'organization:read'];
@@ -248,8 +248,7 @@ describe('API key lifecycle', () => {
     expectProblem(await create({ name: 'x', scopes: [], expiresAt: '2000-01-01T00:00:00Z' }), 400, 'validation_error');
     const created = await create({ name: 'short', scopes: ['client:read'], expiresAt: new Date(Date.now() + 60_000).toISOString() });
     expectStatus(created, 201);
-    await t.db.query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", [created.body.id]);
-    t.services.bus.applyLocal([{ kind: 'api_key', subject: created.body.id }]);
+    await changeKeyRow(t, "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", created.body.id);
     expectProblem(await whoami(created.body.secret), 401, 'api_key_expired');
     const fetched = await t.request('GET', `/v1/api-keys/${created.body.id}`, { token: org.token });
     expect(fetched.body.status).toBe('expired');

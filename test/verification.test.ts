@@ -1,7 +1,7 @@
 /** Verification outcomes in SPEC §4's order, their headers, and what each costs the database. */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrgKey, createOrgWithKey, expectProblem, expectStatus, startPaygate, type OrgWithKey, type TestApp } from './harness.js';
+import { changeKeyRow, createOrgKey, createOrgWithKey, expectProblem, expectStatus, startPaygate, type OrgWithKey, type TestApp } from './harness.js';
 import { checksum, formatToken, newKeyId } from '../src/keys/token.js';
 import { BASE62 } from '../src/ids.js';
 
@@ -112,11 +112,9 @@ describe('API key verification', () => {
 
   it('order: a revoked and expired key is api_key_revoked; an expired key outside its IPs is api_key_expired', async () => {
     const key = await createOrgKey(t, org.organizationId, ['client:read'], { allowedIps: ['10.9.9.9'] });
-    await t.db.query("UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = $1", [key.id]);
-    t.services.bus.applyLocal([{ kind: 'api_key', subject: key.id }]);
+    await changeKeyRow(t, "UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = $1", key.id);
     expectProblem(await whoami(`Bearer ${key.secret}`), 401, 'api_key_expired');
-    await t.db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [key.id]);
-    t.services.bus.applyLocal([{ kind: 'api_key', subject: key.id }]);
+    await changeKeyRow(t, 'UPDATE api_keys SET revoked_at = now() WHERE id = $1', key.id);
     expectProblem(await whoami(`Bearer ${key.secret}`), 401, 'api_key_revoked');
   });
 

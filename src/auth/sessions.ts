@@ -187,7 +187,7 @@ export class SessionService {
 
   async logout(principal: SessionPrincipal, meta: LoginMeta): Promise<void> {
     const invalidation = [{ kind: 'session' as const, subject: principal.sessionId }];
-    await this.deps.db.transaction(async (tx) => {
+    await this.deps.bus.transaction(async (tx) => {
       const rows = await tx.query('UPDATE sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL RETURNING id', [principal.sessionId]);
       if (rows.length === 0) return;
       await recordAudit(tx, {
@@ -198,8 +198,7 @@ export class SessionService {
         ip: meta.ip,
         requestId: meta.requestId,
       });
-      await this.deps.bus.publish(tx, invalidation);
+      await tx.publish(invalidation);
     });
-    this.deps.bus.applyLocal(invalidation);
   }
 }

@@ -27,7 +27,7 @@ export interface ListenHandlers {
 export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** A dedicated (never pooled) connection that LISTENs on the channels and reports its state. */
-  listen(channels: string[], handlers: ListenHandlers): Promise<pg.Client>;
+  listen(channels: string[], handlers: ListenHandlers, applicationName?: string): Promise<pg.Client>;
   close(): Promise<void>;
   /** Number of statements sent so far; tests use it to prove a path costs no database query. */
   readonly stats: { queries: number };
@@ -69,8 +69,9 @@ export function createDatabase(connectionString: string, options: { max?: number
         client.release();
       }
     },
-    async listen(channels, handlers) {
-      const client = new pg.Client({ connectionString, keepAlive: true });
+    async listen(channels, handlers, applicationName) {
+      // Named, so operators (and tests) can find a node's listening backend in pg_stat_activity.
+      const client = new pg.Client({ connectionString, keepAlive: true, application_name: applicationName ?? 'paygate-listener' });
       let ended = false;
       client.on('notification', (msg) => handlers.onNotification(msg.channel, msg.payload ?? ''));
       const lost = (error: Error | null) => {

@@ -152,4 +152,18 @@ CREATE TABLE invalidations (
 );
 `,
   },
+  {
+    id: 2,
+    name: 'cluster nodes',
+    sql: `
+-- Live Paygate nodes: each heartbeats here; a change waits for the acknowledgement of every node
+-- whose heartbeat is recent (see src/cache/invalidation.ts).
+CREATE TABLE paygate_nodes (
+  id text PRIMARY KEY,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL,
+  acked_seq bigint NOT NULL DEFAULT 0
+);
+`,
+  },
 ];

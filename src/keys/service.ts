@@ -4,7 +4,7 @@
  * made the change applies the invalidation locally before answering.
  */
 import type { Database, Queryable } from '../db/database.js';
-import type { InvalidationBus, Invalidation } from '../cache/invalidation.js';
+import type { ChangeTx, InvalidationBus } from '../cache/invalidation.js';
 import { recordAudit } from '../audit/record.js';
 import type { AuditAction } from '../audit/events.js';
 import type { RequestContext } from '../auth/context.js';
@@ -153,7 +153,7 @@ export class ApiKeyService {
   }
 
   /** Creates a key; pass `outer` to create it inside a caller's transaction (provisioning). */
-  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: Queryable): Promise<ApiKeyView> {
+  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: ChangeTx): Promise<ApiKeyView> {
     const now = this.now();
     const errors: FieldError[] = validateScopes(where.tier, input.scopes, '/scopes');
     const expiresAt = input.expiresAt ? parseFutureDate(input.expiresAt, '/expiresAt', errors, now) : null;
@@ -164,7 +164,7 @@ export class ApiKeyService {
     const cappedExpiry = await this.capExpiry(expiresAt, now);
     const pepper = this.deps.peppers.current;
 
-    const insert = async (tx: Queryable) => {
+    const insert = async (tx: ChangeTx) => {
       let id = newKeyId(this.deps.peppers.idTagKey);
       // Ids are unique forever; a collision (practically never) just draws again.
       while (!(await store.reserveKeyId(tx, id))) id = newKeyId(this.deps.peppers.idTagKey);
@@ -194,11 +194,10 @@ export class ApiKeyService {
       });
       await this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
       // A node may hold this id in its negative cache (someone guessed it before it existed).
-      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      await tx.publish([{ kind: 'api_key', subject: id }]);
       return { record, token };
     };
-    const { record, token } = outer ? await insert(outer) : await this.deps.db.transaction(insert);
-    this.deps.bus.applyLocal([{ kind: 'api_key', subject: record.id }]);
+    const { record, token } = outer ? await insert(outer) : await this.deps.bus.transaction(insert);
     return toView(record, token, now);
   }
 
@@ -234,7 +233,7 @@ export class ApiKeyService {
     const scopes = input.scopes !== undefined ? normalizeScopes(input.scopes) : undefined;
     if (scopes) this.assertGrantable(ctx, scopes);
 
-    const record = await this.deps.db.transaction(async (tx) => {
+    const record = await this.deps.bus.transaction(async (tx) => {
       const key = await this.find(tx, where, id, true);
       // Changing a key is as strong as holding it: no taking over a broader key.
       this.assertGrantable(ctx, key.scopes);
@@ -253,10 +252,9 @@ export class ApiKeyService {
         fields: changed,
         ...(scopes ? { scopes: { from: key.scopes, to: updated.scopes } } : {}),
       });
-      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      await tx.publish([{ kind: 'api_key', subject: id }]);
       return updated;
     });
-    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
     return toView(record, undefined, now);
   }
 
@@ -267,7 +265,7 @@ export class ApiKeyService {
       throw validationError([{ path: '/gracePeriodMinutes', message: `must be an integer from 0 to ${MAX_GRACE_MINUTES}` }]);
     }
     const pepper = this.deps.peppers.current;
-    const { record, token } = await this.deps.db.transaction(async (tx) => {
+    const { record, token } = await this.deps.bus.transaction(async (tx) => {
       // FOR UPDATE serialises concurrent rotations of one key: each sees the other's result, so at
       // most the current secret and one previous secret are ever valid.
       const key = await this.find(tx, where, id, true);
@@ -279,44 +277,39 @@ export class ApiKeyService {
       const previous = grace > 0 ? { secretHash: key.secretHash, pepperVersion: key.pepperVersion, expiresAt: new Date(now.getTime() + grace * 60_000) } : null;
       const record = await store.rotateKey(tx, id, { secretHash: hashToken(pepper, token), pepperVersion: pepper.version, hint: tokenHint(token) }, previous, now);
       await this.audit(tx, ctx, record, 'rotated', { gracePeriodMinutes: grace, previousSecretExpiresAt: iso(previous?.expiresAt ?? null) });
-      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      await tx.publish([{ kind: 'api_key', subject: id }]);
       return { record, token };
     });
-    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
     return toView(record, token, now);
   }
 
   async revoke(ctx: RequestContext, where: KeyScope, id: string): Promise<ApiKeyView> {
     const now = this.now();
-    const record = await this.deps.db.transaction(async (tx) => {
+    const record = await this.deps.bus.transaction(async (tx) => {
       const key = await this.find(tx, where, id, true);
       if (key.revokedAt) return key; // irreversible and idempotent: a second revoke changes nothing
       const revoked = await store.revokeKey(tx, id, now);
       await this.audit(tx, ctx, revoked, 'revoked', {});
-      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      await tx.publish([{ kind: 'api_key', subject: id }]);
       return revoked;
     });
-    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
     return toView(record, undefined, now);
   }
 
   async delete(ctx: RequestContext, where: KeyScope, id: string): Promise<void> {
-    await this.deps.db.transaction(async (tx) => {
+    await this.deps.bus.transaction(async (tx) => {
       const key = await this.find(tx, where, id, true);
       await store.deleteKey(tx, id);
       await this.audit(tx, ctx, key, 'deleted', { name: key.name });
-      await this.deps.bus.publish(tx, [{ kind: 'api_key', subject: id }]);
+      await tx.publish([{ kind: 'api_key', subject: id }]);
     });
-    this.deps.bus.applyLocal([{ kind: 'api_key', subject: id }]);
   }
 
   /** Organization deletion: every key of the organization stops working at once. */
-  async revokeAllOfOrganization(tx: Queryable, organizationId: string): Promise<Invalidation[]> {
+  async revokeAllOfOrganization(tx: ChangeTx, organizationId: string): Promise<void> {
     await store.revokeOrganizationKeys(tx, organizationId, this.now());
     // One invalidation for the whole organization rather than one per key: bulk-safe for NOTIFY.
-    const invalidations: Invalidation[] = [{ kind: 'organization', subject: organizationId }];
-    await this.deps.bus.publish(tx, invalidations);
-    return invalidations;
+    await tx.publish([{ kind: 'organization', subject: organizationId }]);
   }
 
   private async audit(tx: Queryable, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>) {

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.js';
-import type { InvalidationBus } from '../cache/invalidation.js';
+import type { ChangeTx, InvalidationBus } from '../cache/invalidation.js';
 import { recordAudit } from '../audit/record.js';
 import type { RequestContext } from '../auth/context.js';
 import { AppError, notFound, validationError } from '../errors.js';
@@ -69,12 +69,12 @@ export class MemberService {
   }
 
   /** Adds a member; pass `outer` to add it inside a caller's transaction (provisioning). */
-  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }, outer?: Queryable): Promise<MemberView> {
+  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }, outer?: ChangeTx): Promise<MemberView> {
     if (input.password !== undefined && input.password.length < MIN_PASSWORD_LENGTH) {
       throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
     }
     const passwordHash = input.password !== undefined ? await hashPassword(input.password) : null;
-    const insert = async (tx: Queryable) => {
+    const insert = async (tx: ChangeTx) => {
       let user = await findUserByEmail(tx, input.email);
       let invitationUrl: string | undefined;
       let userCreated = false;
@@ -97,16 +97,15 @@ export class MemberService {
       );
       if (!row) throw new AppError('conflict', `${input.email} is already a member`);
       await this.audit(tx, ctx, 'member.added', organizationId, user.id, { role: input.role, email: user.email, userCreated });
-      await this.deps.bus.publish(tx, [{ kind: 'user', subject: user.id }]);
+      await tx.publish([{ kind: 'user', subject: user.id }]);
       return { view: toView(row), userId: user.id, invitationUrl };
     };
-    const result = outer ? await insert(outer) : await this.deps.db.transaction(insert);
-    this.deps.bus.applyLocal([{ kind: 'user', subject: result.userId }]);
+    const result = outer ? await insert(outer) : await this.deps.bus.transaction(insert);
     return result.invitationUrl ? { ...result.view, invitationUrl: result.invitationUrl } : result.view;
   }
 
   async updateRole(ctx: RequestContext, organizationId: string, userId: string, role: Role): Promise<MemberView> {
-    const view = await this.deps.db.transaction(async (tx) => {
+    const view = await this.deps.bus.transaction(async (tx) => {
       const current = await this.lock(tx, organizationId, userId);
       if (current.role === 'owner' && role !== 'owner') await this.assertAnotherOwner(tx, organizationId, userId);
       const [row] = await tx.query<Row>(
@@ -115,22 +114,20 @@ export class MemberService {
         [organizationId, userId, role, current.email],
       );
       await this.audit(tx, ctx, 'member.updated', organizationId, userId, { role: { from: current.role, to: role } });
-      await this.deps.bus.publish(tx, [{ kind: 'user', subject: userId }]);
+      await tx.publish([{ kind: 'user', subject: userId }]);
       return toView(row!);
     });
-    this.deps.bus.applyLocal([{ kind: 'user', subject: userId }]);
     return view;
   }
 
   async remove(ctx: RequestContext, organizationId: string, userId: string): Promise<void> {
-    await this.deps.db.transaction(async (tx) => {
+    await this.deps.bus.transaction(async (tx) => {
       const current = await this.lock(tx, organizationId, userId);
       if (current.role === 'owner') await this.assertAnotherOwner(tx, organizationId, userId);
       await tx.query('DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2', [organizationId, userId]);
       await this.audit(tx, ctx, 'member.removed', organizationId, userId, { role: current.role });
-      await this.deps.bus.publish(tx, [{ kind: 'user', subject: userId }]);
+      await tx.publish([{ kind: 'user', subject: userId }]);
     });
-    this.deps.bus.applyLocal([{ kind: 'user', subject: userId }]);
   }
 
   /** Sets the password of an invited user; the token works once. */

@@ -85,7 +85,7 @@ export class OrganizationService {
     const id = newId('organization');
     // One transaction: an organization exists with its owner and its initial key, or not at all,
     // so a failed provisioning leaves nothing to clean up and a retry makes no duplicate.
-    return this.deps.db.transaction(async (tx) => {
+    return this.deps.bus.transaction(async (tx) => {
       const [row] = await tx.query<Row>('INSERT INTO organizations (id, name) VALUES ($1, $2) RETURNING *', [id, input.name]);
       await recordAudit(tx, {
         action: 'organization.created',
@@ -133,8 +133,7 @@ export class OrganizationService {
 
   async update(ctx: RequestContext, id: string, changes: { name?: string }): Promise<OrganizationView> {
     // Cached sessions carry their memberships' organization names (GET /v1/auth/me): drop them on every node.
-    const invalidations = [{ kind: 'organization' as const, subject: id }];
-    const organization = await this.deps.db.transaction(async (tx) => {
+    return this.deps.bus.transaction(async (tx) => {
       const before = await this.lockActive(tx, id);
       const [row] = await tx.query<Row>('UPDATE organizations SET name = coalesce($2, name), updated_at = now() WHERE id = $1 RETURNING *', [
         id,
@@ -149,23 +148,20 @@ export class OrganizationService {
         requestId: ctx.requestId,
         details: changes.name !== undefined ? { name: { from: before.name, to: changes.name } } : {},
       });
-      await this.deps.bus.publish(tx, invalidations);
+      await tx.publish([{ kind: 'organization', subject: id }]);
       return toView(row!);
     });
-    this.deps.bus.applyLocal(invalidations);
-    return organization;
   }
 
   /** Soft delete: the row stays for audit; every key is revoked and every membership removed. */
   async delete(ctx: RequestContext, id: string): Promise<OrganizationView> {
-    let invalidations: Awaited<ReturnType<ApiKeyService['revokeAllOfOrganization']>> = [];
-    const organization = await this.deps.db.transaction(async (tx) => {
+    return this.deps.bus.transaction(async (tx) => {
       await this.lockActive(tx, id);
       const [row] = await tx.query<Row>(
         "UPDATE organizations SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE id = $1 RETURNING *",
         [id],
       );
-      invalidations = await this.deps.keys.revokeAllOfOrganization(tx, id);
+      await this.deps.keys.revokeAllOfOrganization(tx, id);
       const members = await tx.query<{ user_id: string }>('DELETE FROM memberships WHERE organization_id = $1 RETURNING user_id', [id]);
       await recordAudit(tx, {
         action: 'organization.deleted',
@@ -178,8 +174,6 @@ export class OrganizationService {
       });
       return toView(row!);
     });
-    this.deps.bus.applyLocal(invalidations);
-    return organization;
   }
 
   private async lockActive(tx: Queryable, id: string): Promise<Row> {

@@ -74,7 +74,7 @@ export class SettingsService {
     const errors = validateSettingsChanges(changes);
     if (errors.length > 0) throw validationError(errors);
     const invalidation = [{ kind: 'settings' as const, subject: '1' }];
-    const settings = await this.deps.db.transaction(async (tx) => {
+    const settings = await this.deps.bus.transaction(async (tx) => {
       const [before] = await tx.query<Row>('SELECT * FROM system_settings WHERE id = 1 FOR UPDATE');
       const [row] = await tx.query<Row>(
         `UPDATE system_settings SET
@@ -105,10 +105,9 @@ export class SettingsService {
           ),
         },
       });
-      await this.deps.bus.publish(tx, invalidation);
+      await tx.publish(invalidation);
       return next;
     });
-    this.deps.bus.applyLocal(invalidation);
     return settings;
   }
 }

@@ -16,18 +16,17 @@ export class UserService {
   async createGlobalAdmin(email: string, password: string): Promise<UserRecord> {
     if (password.length < MIN_PASSWORD_LENGTH) throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
     const passwordHash = await hashPassword(password);
-    const user = await this.deps.db.transaction(async (tx) => {
+    const user = await this.deps.bus.transaction(async (tx) => {
       const existing = await findUserByEmail(tx, email);
       if (existing) {
         await tx.query('UPDATE users SET is_global_admin = true, password_hash = $2, updated_at = now() WHERE id = $1', [existing.id, passwordHash]);
         // The password changed: every session of this user ends, on every node.
         await tx.query('UPDATE sessions SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL', [existing.id]);
-        await this.deps.bus.publish(tx, [{ kind: 'user', subject: existing.id }]);
+        await tx.publish([{ kind: 'user', subject: existing.id }]);
         return { ...existing, isGlobalAdmin: true, passwordHash };
       }
       return insertUser(tx, { id: newId('user'), email, passwordHash, isGlobalAdmin: true });
     });
-    this.deps.bus.applyLocal([{ kind: 'user', subject: user.id }]);
     return user;
   }
 
