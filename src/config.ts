@@ -29,6 +29,8 @@ export interface Config {
   nodeId: string | null;
   /** Invalidation heartbeat period; a node stops trusting its caches after three missed beats. */
   heartbeatMs: number;
+  /** Prefix of every Redis key, so several deployments (or test runs) can share one Redis. */
+  redisPrefix: string;
 }
 
 export class ConfigError extends Error {}
@@ -89,5 +91,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: intFrom(env, 'PAYGATE_CACHE_TTL_MS', 30_000, 0, 3_600_000),
     nodeId: env.PAYGATE_NODE_ID && /^[A-Za-z0-9_.-]{1,64}$/.test(env.PAYGATE_NODE_ID) ? env.PAYGATE_NODE_ID : null,
     heartbeatMs: intFrom(env, 'PAYGATE_HEARTBEAT_MS', 500, 50, 10_000),
+    redisPrefix: env.PAYGATE_REDIS_PREFIX || 'paygate:',
   };
 }

@@ -12,6 +12,8 @@ import { MemberService } from './organizations/members.js';
 import { AuditService } from './audit/service.js';
 import { UserService } from './users/service.js';
 import { MemoryRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
+import { RedisRateLimiter } from './rate-limit/redis.js';
+import { FailureThrottle } from './auth/throttle.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 
 export interface Logger {
@@ -50,23 +52,36 @@ export interface Services {
 export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger): Services {
   const bus = new InvalidationBus(db, log, { heartbeatMs: config.heartbeatMs, ...(config.nodeId ? { nodeId: config.nodeId } : {}) });
   const peppers = makePeppers([secrets.pepper]);
-  const rateLimiter: RateLimiter = new MemoryRateLimiter();
   const settings = new SettingsService({ db, bus });
+  const metrics = createMetrics({
+    cacheStats: () => ({ hits: verifier.stats.cacheHits, misses: verifier.stats.cacheMisses, negativeHits: verifier.stats.negativeHits, size: verifier.cacheSize }),
+    channelLive: () => bus.trusted,
+    ackTimeouts: () => bus.stats.ackTimeouts,
+  });
+  let lastLimiterLog = 0;
+  const rateLimiter: RateLimiter = config.redisUrl
+    ? new RedisRateLimiter(config.redisUrl, {
+        onFailure(error) {
+          metrics.rateLimiterFailures.inc();
+          // Logged at most every 10 s: during an outage every request would otherwise log.
+          if (Date.now() - lastLimiterLog > 10_000) {
+            lastLimiterLog = Date.now();
+            log.warn({ err: error.message }, 'Redis rate limiter unavailable; limits fail open until it is back');
+          }
+        },
+      }, `${config.redisPrefix}rl:`)
+    : new MemoryRateLimiter();
   const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs });
   const keys = new ApiKeyService({ db, peppers, bus, settings });
   const members = new MemberService({ db, bus, publicUrl: config.publicUrl });
   const organizations = new OrganizationService({ db, bus, keys, members });
-  const sessions = new SessionService({ db, bus, secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
+  const sessions = new SessionService({ db, bus, throttle: new FailureThrottle(rateLimiter), secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
   const audit = new AuditService({ db, log });
   const users = new UserService({ db, bus });
-  const metrics = createMetrics({
-    cacheStats: () => ({ hits: verifier.stats.cacheHits, misses: verifier.stats.cacheMisses, negativeHits: verifier.stats.negativeHits, size: verifier.cacheSize }),
-    channelLive: () => bus.trusted,
-  });
 
   return {
     config, db, bus, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics,
-    rateLimiterKind: 'memory',
+    rateLimiterKind: rateLimiter.kind,
     async start() {
       await bus.start();
       verifier.startUsageFlusher(5_000, (error) => log.error({ err: error }, 'could not record key usage'));

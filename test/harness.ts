@@ -101,6 +101,9 @@ export async function startPaygate(options: StartOptions = {}): Promise<TestApp>
     PAYGATE_SESSION_SECRET: TEST_SECRETS.sessionSecret,
     PORT: '0',
     LOG_LEVEL: 'info',
+    // With REDIS_URL set (CI), servers use the shared Redis limiter, under a prefix of their own so
+    // test files never share counters (e.g. the per-address login throttle of 127.0.0.1).
+    ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL, PAYGATE_REDIS_PREFIX: `paygate-test:${randomBytes(6).toString('hex')}:` } : {}),
     ...options.env,
   });
   const lines: string[] = [];

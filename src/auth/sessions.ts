@@ -50,10 +50,9 @@ export function safeEqual(a: string, b: string): boolean {
 export class SessionService {
   private readonly cache: LruCache<string, SessionPrincipal>;
   private readonly key: Uint8Array;
-  readonly throttle = new FailureThrottle();
 
   constructor(
-    private readonly deps: { db: Database; bus: InvalidationBus; secret: string; ttlSeconds: number; cacheTtlMs: number },
+    private readonly deps: { db: Database; bus: InvalidationBus; throttle: FailureThrottle; secret: string; ttlSeconds: number; cacheTtlMs: number },
   ) {
     this.key = new TextEncoder().encode(deps.secret);
     this.cache = new LruCache(20_000, deps.cacheTtlMs);
@@ -68,18 +67,17 @@ export class SessionService {
   async login(email: string, password: string, meta: LoginMeta) {
     const accountKey = `acct:${email.toLowerCase()}`;
     const addressKey = `ip:${meta.ip ?? 'unknown'}`;
-    const blocked = Math.max(this.throttle.blockedFor(accountKey, 5), this.throttle.blockedFor(addressKey, 50));
+    const throttle = this.deps.throttle;
+    // Security: each attempt is counted atomically as it starts, before the slow password hash, so a
+    // burst of parallel guesses cannot all pass the check; an attempt that succeeds is taken back.
+    const [accountWait, addressWait] = await Promise.all([throttle.attempt(accountKey, 5), throttle.attempt(addressKey, 50)]);
+    const blocked = Math.max(accountWait, addressWait);
     if (blocked > 0) {
       throw new AppError('rate_limited', 'Too many failed sign-in attempts; try again later', {
         headers: { 'Retry-After': String(blocked) },
         extra: { retryAfterSeconds: blocked },
       });
     }
-    // Security: count the attempt as a failure now, in the same synchronous step as the check above and
-    // before the slow password hash. Counting only after the hash let a burst of parallel guesses all
-    // pass the check before any of them was counted. A successful sign-in takes the count back.
-    this.throttle.recordFailure(accountKey);
-    this.throttle.recordFailure(addressKey);
     let user: Awaited<ReturnType<typeof findUserByEmail>>;
     let ok: boolean;
     try {
@@ -87,8 +85,7 @@ export class SessionService {
       ok = await verifyPassword(user?.passwordHash ?? null, password);
     } catch (error) {
       // Not a wrong password (the database failed): the attempt does not count against anyone.
-      this.throttle.forgive(accountKey);
-      this.throttle.forgive(addressKey);
+      await Promise.all([throttle.forgive(accountKey), throttle.forgive(addressKey)]);
       throw error;
     }
     if (!user || !ok) {
@@ -107,8 +104,7 @@ export class SessionService {
       );
       throw new AppError('invalid_session', 'The email or password is wrong');
     }
-    this.throttle.reset(accountKey);
-    this.throttle.forgive(addressKey);
+    await Promise.all([throttle.reset(accountKey), throttle.forgive(addressKey)]);
 
     const sessionId = newId('session');
     const now = new Date();

@@ -1,49 +1,28 @@
 /**
- * Failed sign-in throttling: after `limit` failures within the window, a key (an account or a source
- * address) is refused until the window ends. Per node and in memory, bounded.
+ * Failed sign-in throttling per account and per source address, on the shared rate limiter (Redis
+ * when configured, so the limits hold across nodes). An attempt is counted atomically when it starts,
+ * before the slow password hash, so a burst of parallel guesses cannot all pass; an attempt that did
+ * not fail is taken back.
  */
+import type { RateLimiter } from '../rate-limit/limiter.js';
+
+const WINDOW_SECONDS = 15 * 60;
+
 export class FailureThrottle {
-  private readonly failures = new Map<string, { first: number; count: number }>();
+  constructor(private readonly limiter: RateLimiter) {}
 
-  constructor(
-    private readonly windowMs = 15 * 60_000,
-    private readonly maxKeys = 100_000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** Seconds the key must still wait, or 0 when it may try. */
-  blockedFor(key: string, limit: number): number {
-    const entry = this.failures.get(key);
-    if (!entry) return 0;
-    const ends = entry.first + this.windowMs;
-    if (ends <= this.now()) {
-      this.failures.delete(key);
-      return 0;
-    }
-    return entry.count >= limit ? Math.ceil((ends - this.now()) / 1000) : 0;
-  }
-
-  recordFailure(key: string): void {
-    const now = this.now();
-    const entry = this.failures.get(key);
-    if (!entry || entry.first + this.windowMs <= now) {
-      this.failures.delete(key);
-      this.failures.set(key, { first: now, count: 1 });
-      if (this.failures.size > this.maxKeys) this.failures.delete(this.failures.keys().next().value!);
-    } else {
-      entry.count++;
-    }
+  /** Counts an attempt; returns the seconds to wait when over `limit`, else 0. */
+  async attempt(key: string, limit: number): Promise<number> {
+    const decision = await this.limiter.consume(`login:${key}`, limit, WINDOW_SECONDS);
+    return decision.allowed ? 0 : decision.retryAfterSeconds;
   }
 
   /** Takes back one counted attempt (one that turned out not to be a failure). */
-  forgive(key: string): void {
-    const entry = this.failures.get(key);
-    if (!entry) return;
-    if (entry.count <= 1) this.failures.delete(key);
-    else entry.count--;
+  forgive(key: string): Promise<void> {
+    return this.limiter.release(`login:${key}`, WINDOW_SECONDS);
   }
 
-  reset(key: string): void {
-    this.failures.delete(key);
+  reset(key: string): Promise<void> {
+    return this.limiter.reset(`login:${key}`, WINDOW_SECONDS);
   }
 }

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
 import { route } from './routes.js';
+import { RedisRateLimiter } from '../rate-limit/redis.js';
 
 export function registerHealthRoutes(app: FastifyInstance, services: Services): void {
   const started = Date.now();
@@ -43,7 +44,7 @@ export function registerHealthRoutes(app: FastifyInstance, services: Services): 
         database: { ...database, latencyMs: Math.round(latencyMs * 100) / 100 },
         invalidationChannel: { live: services.bus.trusted, ...services.bus.stats },
         keyCache: { entries: services.verifier.cacheSize, hits: v.cacheHits, misses: v.cacheMisses, negativeHits: v.negativeHits },
-        rateLimiter: services.rateLimiterKind,
+        rateLimiter: { kind: services.rateLimiterKind, ...(services.rateLimiter instanceof RedisRateLimiter ? { reachable: await services.rateLimiter.ping(), failures: services.rateLimiter.failures } : {}) },
         counts: counts ?? null,
         memory: { rssBytes: process.memoryUsage().rss },
       };

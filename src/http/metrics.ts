@@ -6,11 +6,13 @@ export interface Metrics {
   requests: Counter<'method' | 'route' | 'status'>;
   duration: Histogram<'method' | 'route'>;
   verifications: Counter<'outcome'>;
+  rateLimiterFailures: Counter;
 }
 
 export function createMetrics(sources: {
   cacheStats: () => { hits: number; misses: number; negativeHits: number; size: number };
   channelLive: () => boolean;
+  ackTimeouts: () => number;
 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'paygate_' });
@@ -59,5 +61,18 @@ export function createMetrics(sources: {
       this.set(sources.channelLive() ? 1 : 0);
     },
   });
-  return { registry, requests, duration, verifications };
+  new Gauge({
+    name: 'paygate_invalidation_ack_timeouts',
+    help: 'Changes whose invalidation some live peer did not acknowledge in time (that peer stopped trusting its cache instead)',
+    registers: [registry],
+    collect() {
+      this.set(sources.ackTimeouts());
+    },
+  });
+  const rateLimiterFailures = new Counter({
+    name: 'paygate_rate_limiter_failures_total',
+    help: 'Rate-limit decisions that could not reach Redis and failed open',
+    registers: [registry],
+  });
+  return { registry, requests, duration, verifications, rateLimiterFailures };
 }

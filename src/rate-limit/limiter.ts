@@ -1,7 +1,7 @@
 /**
  * Rate limiting behind one small interface. The in-memory limiter serves a single node; the Redis
- * limiter (cluster issue) shares counts across nodes. Fixed windows aligned to the clock: simple,
- * O(1), and identical on every node, so a Redis implementation counts exactly the same way.
+ * limiter (rate-limit/redis.ts) shares counts across nodes. Fixed windows aligned to the clock:
+ * simple, O(1), and the same arithmetic in both implementations.
  */
 export interface RateDecision {
   allowed: boolean;
@@ -11,11 +11,18 @@ export interface RateDecision {
 }
 
 export interface RateLimiter {
+  readonly kind: 'memory' | 'redis';
+  /** Counts one attempt against `key` and says whether it is within `limit` for the current window. */
   consume(key: string, limit: number, windowSeconds: number): Promise<RateDecision>;
+  /** Takes back one counted attempt in the current window (one that turned out not to count). */
+  release(key: string, windowSeconds: number): Promise<void>;
+  /** Forgets the current window's count for `key`. */
+  reset(key: string, windowSeconds: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export class MemoryRateLimiter implements RateLimiter {
+  readonly kind = 'memory' as const;
   private readonly windows = new Map<string, { windowStart: number; count: number }>();
 
   constructor(
@@ -24,13 +31,9 @@ export class MemoryRateLimiter implements RateLimiter {
   ) {}
 
   async consume(key: string, limit: number, windowSeconds: number): Promise<RateDecision> {
-    return this.consumeSync(key, limit, windowSeconds);
-  }
-
-  consumeSync(key: string, limit: number, windowSeconds: number): RateDecision {
     const now = this.now();
     const windowMs = windowSeconds * 1000;
-    const windowStart = Math.floor(now / windowMs) * windowMs;
+    const windowStart = now - (now % windowMs);
     let entry = this.windows.get(key);
     if (!entry || entry.windowStart !== windowStart) {
       entry = { windowStart, count: 0 };
@@ -39,10 +42,19 @@ export class MemoryRateLimiter implements RateLimiter {
       // Bounded memory: the oldest windows go first; they are the ones most likely expired.
       if (this.windows.size > this.maxKeys) this.windows.delete(this.windows.keys().next().value!);
     }
-    const retryAfterSeconds = Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000));
-    if (entry.count >= limit) return { allowed: false, retryAfterSeconds, remaining: 0 };
     entry.count++;
-    return { allowed: true, retryAfterSeconds, remaining: limit - entry.count };
+    const retryAfterSeconds = Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000));
+    return { allowed: entry.count <= limit, retryAfterSeconds, remaining: Math.max(0, limit - entry.count) };
+  }
+
+  async release(key: string, windowSeconds: number): Promise<void> {
+    const entry = this.windows.get(key);
+    const now = this.now();
+    if (entry && entry.windowStart === now - (now % (windowSeconds * 1000)) && entry.count > 0) entry.count--;
+  }
+
+  async reset(key: string): Promise<void> {
+    this.windows.delete(key);
   }
 
   async close(): Promise<void> {
