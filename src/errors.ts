@@ -46,7 +46,12 @@ export class AppError extends Error {
     detail?: string,
     options: { extra?: Record<string, unknown>; headers?: Record<string, string> } = {},
   ) {
+    // Client errors are expected outcomes, answered by the thousand under attack (forged tokens): a
+    // stack trace would cost more than the rest of the refusal and is never shown. 5xx keep theirs.
+    const limit = Error.stackTraceLimit;
+    if (ERRORS[code].status < 500) Error.stackTraceLimit = 0;
     super(detail ?? ERRORS[code].title);
+    Error.stackTraceLimit = limit;
     this.name = 'AppError';
     this.code = code;
     this.status = ERRORS[code].status;

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.js';
+import { sendProblem } from '../http/error-handler.js';
 import { ScopeSet } from '../scopes/check.js';
 import { allScopes, roleScopes } from '../scopes/catalog.js';
 import type { Services } from '../services.js';
@@ -20,6 +21,12 @@ const EMPTY = new ScopeSet([]);
 export const SESSION_COOKIE = 'session';
 export const CSRF_COOKIE = 'csrf';
 export const SELECTED_ORGANIZATION_COOKIE = 'selectedOrganization';
+
+/** Cookies, parsed on first use: most requests (API keys, probes) never need them. */
+export function cookiesOf(request: FastifyRequest): Record<string, string | undefined> {
+  if (!request.cookies) request.cookies = request.headers.cookie ? request.server.parseCookie(request.headers.cookie) : {};
+  return request.cookies;
+}
 
 function insufficientScope(scope: string): AppError {
   return new AppError('insufficient_scope', `This credential lacks the scope ${scope}`, {
@@ -38,10 +45,17 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     }
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const requirement = request.routeOptions.config.auth;
     if (!requirement || requirement.kind === 'public') return;
-    request.auth = await authorize(request, requirement, services);
+    try {
+      request.auth = await authorize(request, requirement, services);
+    } catch (error) {
+      // Refusals are answered here rather than through Fastify's error path: the common case under
+      // attack (forged or malformed tokens) stays as cheap as possible.
+      if (error instanceof AppError) return sendProblem(reply, error);
+      throw error;
+    }
   });
 }
 
@@ -59,11 +73,11 @@ async function authenticate(request: FastifyRequest, services: Services): Promis
       if (!session) throw new AppError('invalid_session', 'The session token is invalid, expired or ended');
       return { type: 'user', session, viaCookie: false };
     }
-    services.metrics.verifications.inc({ outcome: 'invalid_api_key' });
+    services.metrics.countVerification('invalid_api_key');
     services.audit.noteInvalidApiKey(request.ip, request.id);
     throw new AppError('invalid_api_key');
   }
-  const cookie = request.cookies[SESSION_COOKIE];
+  const cookie = cookiesOf(request)[SESSION_COOKIE];
   if (cookie) {
     const session = await services.sessions.verify(cookie);
     if (!session) throw new AppError('invalid_session', 'The session cookie is invalid, expired or ended');
@@ -74,7 +88,7 @@ async function authenticate(request: FastifyRequest, services: Services): Promis
 
 async function verifyKey(request: FastifyRequest, token: string, services: Services): Promise<Principal> {
   const outcome = await services.verifier.verify(token, request.ip);
-  services.metrics.verifications.inc({ outcome: outcome.ok ? 'ok' : outcome.code });
+  services.metrics.countVerification(outcome.ok ? 'ok' : outcome.code);
   if (outcome.ok) return { type: 'api_key', key: outcome.key };
   if (outcome.code === 'invalid_api_key') services.audit.noteInvalidApiKey(request.ip, request.id);
   if (outcome.code === 'rate_limited') {
@@ -103,7 +117,7 @@ async function authorize(request: FastifyRequest, requirement: AuthRequirement, 
   // Double-submit CSRF check, only for cookie-borne sessions: a Bearer header is not sent by browsers on their own.
   if (principal.type === 'user' && principal.viaCookie && !SAFE_METHODS.has(request.method)) {
     const sent = request.headers['x-csrf-token'];
-    const expected = request.cookies[CSRF_COOKIE];
+    const expected = cookiesOf(request)[CSRF_COOKIE];
     if (typeof sent !== 'string' || !expected || !safeEqual(sent, expected)) {
       throw new AppError('csrf_failed', 'Send the X-CSRF-Token header with the value of the csrf cookie');
     }
@@ -172,7 +186,7 @@ async function authorizeOrganization(
   }
 
   const session = principal.session;
-  const organizationId = fromRoute ?? request.cookies[SELECTED_ORGANIZATION_COOKIE];
+  const organizationId = fromRoute ?? cookiesOf(request)[SELECTED_ORGANIZATION_COOKIE];
   if (!organizationId) throw new AppError('organization_required', 'Name the organization in the route or select one (PUT /v1/auth/selected-organization)');
   const role = session.roles.get(organizationId);
   if (!role && !session.isGlobalAdmin) throw new AppError('forbidden', 'You are not a member of this organization');

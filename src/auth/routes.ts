@@ -4,7 +4,7 @@ import type { Services } from '../services.js';
 import { AppError } from '../errors.js';
 import { roleScopes } from '../scopes/catalog.js';
 import { authOf, route } from '../http/routes.js';
-import { CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE, SESSION_COOKIE } from './plugin.js';
+import { CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE, SESSION_COOKIE, cookiesOf } from './plugin.js';
 import type { SessionPrincipal } from './sessions.js';
 
 const tags = ['Sessions'];
@@ -20,7 +20,7 @@ function sessionOf(request: FastifyRequest): SessionPrincipal {
 }
 
 function selectedOrganization(request: FastifyRequest, session: SessionPrincipal) {
-  const id = request.cookies[SELECTED_ORGANIZATION_COOKIE];
+  const id = cookiesOf(request)[SELECTED_ORGANIZATION_COOKIE];
   if (!id) return null;
   const membership = session.memberships.find((m) => m.organizationId === id);
   if (membership) return { id, name: membership.organizationName, role: membership.role };

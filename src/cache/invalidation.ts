@@ -248,8 +248,10 @@ export class InvalidationBus {
           [this.nodeId],
         )
       ).rows;
-      this.lastSeq = Number(row!.seq);
-      this.ackedSeq = this.lastSeq;
+      // Math.max: a notification that arrived with the result (committed after its snapshot) stays seen.
+      this.lastSeq = Math.max(this.lastSeq, Number(row!.seq));
+      // Not marked acknowledged here: scheduleAck below NOTIFYs it, so a peer that committed a change
+      // while this node was away stops waiting as soon as this node is current again.
       this.flushAll();
       this.confirmedAt = sentAt;
       this.live = true;

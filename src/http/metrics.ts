@@ -7,6 +7,9 @@ export interface Metrics {
   duration: Histogram<'method' | 'route'>;
   verifications: Counter<'outcome'>;
   rateLimiterFailures: Counter;
+  /** Counts a finished request; label children are cached, so the hot path does no label hashing. */
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+  countVerification(outcome: string): void;
 }
 
 export function createMetrics(sources: {
@@ -74,5 +77,32 @@ export function createMetrics(sources: {
     help: 'Rate-limit decisions that could not reach Redis and failed open',
     registers: [registry],
   });
-  return { registry, requests, duration, verifications, rateLimiterFailures };
+  const counterChildren = new Map<string, { inc(): void }>();
+  const histogramChildren = new Map<string, { observe(value: number): void }>();
+  const observeRequest = (method: string, route: string, status: number, seconds: number) => {
+    const key = `${method} ${route}`;
+    const statusKey = `${key} ${status}`;
+    let counter = counterChildren.get(statusKey);
+    if (!counter) {
+      counter = requests.labels({ method, route, status: String(status) });
+      counterChildren.set(statusKey, counter);
+    }
+    counter.inc();
+    let histogram = histogramChildren.get(key);
+    if (!histogram) {
+      histogram = duration.labels({ method, route });
+      histogramChildren.set(key, histogram);
+    }
+    histogram.observe(seconds);
+  };
+  const verificationChildren = new Map<string, { inc(): void }>();
+  const countVerification = (outcome: string) => {
+    let child = verificationChildren.get(outcome);
+    if (!child) {
+      child = verifications.labels({ outcome });
+      verificationChildren.set(outcome, child);
+    }
+    child.inc();
+  };
+  return { registry, requests, duration, verifications, rateLimiterFailures, observeRequest, countVerification };
 }

@@ -51,6 +51,8 @@ function makeAjv(coerce: boolean): Ajv {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const requestIdPrefix = randomBytes(6).toString('base64url');
+let requestCounter = 0;
 
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -79,7 +81,9 @@ export async function buildServer(services: Services, options: ServerOptions = {
     bodyLimit: 1024 * 1024,
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomBytes(12).toString('base64url')}`;
+      if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+      // Unique without a random draw per request: a random per-process prefix and a counter.
+      return `req_${requestIdPrefix}${(requestCounter++).toString(36)}`;
     },
     routerOptions: { ignoreTrailingSlash: true },
   });
@@ -98,7 +102,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
   // rather than a string that then fails the body schema as a confusing 400.
   app.removeContentTypeParser('text/plain');
 
-  await app.register(cookie);
+  // Parsed lazily (auth/plugin.ts cookiesOf) instead of on every request.
+  await app.register(cookie, { hook: false });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -133,9 +138,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
   registerAuth(app, services);
 
   app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    services.metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    services.metrics.duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    // Route patterns, never raw URLs: label cardinality stays bounded whatever clients send.
+    services.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
 
   registerHealthRoutes(app, services);

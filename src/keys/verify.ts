@@ -8,6 +8,7 @@
  * Verified keys are cached (bounded, short TTL as a safety net) only while the invalidation channel is
  * live; lastUsedAt is batched rather than written per request.
  */
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { Database } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
 import { LruCache } from '../cache/lru.js';
@@ -26,6 +27,13 @@ export type VerifyOutcome =
 interface CachedKey {
   record: ApiKeyRecord;
   allowed: Cidr[] | null;
+  /**
+   * SHA-256 of the token that last matched the current (or previous) secret's HMAC on this node. A
+   * repeat of the same token is then confirmed by one fast hash and a constant-time compare instead of
+   * a second HMAC. Only digests are kept; the token itself never stays in memory.
+   */
+  currentDigest: Buffer | null;
+  previousDigest: Buffer | null;
 }
 
 export interface VerifierStats {
@@ -76,22 +84,30 @@ export class KeyVerifier {
     const parsed = parseToken(presented);
     if (!parsed.ok) return { ok: false, code: 'invalid_api_key' };
     const { id, token } = parsed.token;
-    // An id whose tag does not verify was never issued: refuse without touching the database.
-    if (!isMintedKeyId(this.deps.peppers.idTagKey, id)) return { ok: false, code: 'invalid_api_key' };
-
-    const cached = await this.load(id);
-    if (!cached) return { ok: false, code: 'invalid_api_key' };
+    // Cached ids were minted here; any other id must carry a valid tag, or it was never issued and is
+    // refused without touching the database.
+    let cached: CachedKey | null | undefined = this.cached(id);
+    if (!cached) {
+      if (!isMintedKeyId(this.deps.peppers.idTagKey, id)) return { ok: false, code: 'invalid_api_key' };
+      cached = await this.load(id);
+      if (!cached) return { ok: false, code: 'invalid_api_key' };
+    }
     const { record } = cached;
     const now = this.now();
 
     // Constant-time comparisons of fixed-length digests; the previous secret only within its grace.
-    const current = tokenMatches(this.deps.peppers, token, record.secretHash, record.pepperVersion);
-    const previous =
-      !current &&
-      record.previousSecretHash !== null &&
-      record.previousSecretExpiresAt !== null &&
-      record.previousSecretExpiresAt > now &&
-      tokenMatches(this.deps.peppers, token, record.previousSecretHash, record.previousPepperVersion ?? 0);
+    const previousLive = record.previousSecretHash !== null && record.previousSecretExpiresAt !== null && record.previousSecretExpiresAt > now;
+    const digest = hash('sha256', token, 'buffer');
+    let current = cached.currentDigest !== null && timingSafeEqual(digest, cached.currentDigest);
+    let previous = !current && previousLive && cached.previousDigest !== null && timingSafeEqual(digest, cached.previousDigest);
+    if (!current && !previous) {
+      current = tokenMatches(this.deps.peppers, token, record.secretHash, record.pepperVersion);
+      if (current) cached.currentDigest = digest;
+      else if (previousLive && tokenMatches(this.deps.peppers, token, record.previousSecretHash!, record.previousPepperVersion ?? 0)) {
+        previous = true;
+        cached.previousDigest = digest;
+      }
+    }
     if (!current && !previous) return { ok: false, code: 'invalid_api_key' };
 
     const who = { keyId: record.id, organizationId: record.organizationId };
@@ -106,19 +122,20 @@ export class KeyVerifier {
     return { ok: true, key: record };
   }
 
-  /** The key by id: from the cache while the channel is trusted, else from the database. */
+  /** A cached, verified key: only while the invalidation channel is trusted. */
+  private cached(id: string): CachedKey | undefined {
+    if (!this.deps.bus.trusted) return undefined;
+    const hit = this.positive.get(id);
+    if (hit) this.stats.cacheHits++;
+    return hit;
+  }
+
+  /** The key by id after a cache miss: the negative cache, else the database. */
   private async load(id: string): Promise<CachedKey | null> {
     const trusted = this.deps.bus.trusted;
-    if (trusted) {
-      if (this.negative.get(id)) {
-        this.stats.negativeHits++;
-        return null;
-      }
-      const hit = this.positive.get(id);
-      if (hit) {
-        this.stats.cacheHits++;
-        return hit;
-      }
+    if (trusted && this.negative.get(id)) {
+      this.stats.negativeHits++;
+      return null;
     }
     this.stats.cacheMisses++;
     this.stats.databaseLookups++;
@@ -133,6 +150,8 @@ export class KeyVerifier {
     const entry: CachedKey = {
       record,
       allowed: record.allowedIps ? record.allowedIps.map(parseCidr).filter((c): c is Cidr => c !== null) : null,
+      currentDigest: null,
+      previousDigest: null,
     };
     if (cacheable) this.positive.set(id, entry);
     return entry;
