@@ -238,16 +238,8 @@ export class InvalidationBus {
       const sentAt = performance.now();
       // LISTEN is in effect: everything committed from now on is notified. What came before is
       // covered by starting with an empty cache at the current sequence number.
-      const [row] = (
-        await client.query<{ seq: string }>(
-          `WITH node AS (
-             INSERT INTO paygate_nodes (id, heartbeat_at, acked_seq) VALUES ($1, now(), 0)
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
-           )
-           SELECT coalesce(max(seq), 0)::text AS seq FROM invalidations`,
-          [this.nodeId],
-        )
-      ).rows;
+      await this.announce(client);
+      const [row] = (await client.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM invalidations')).rows;
       // Math.max: a notification that arrived with the result (committed after its snapshot) stays seen.
       this.lastSeq = Math.max(this.lastSeq, Number(row!.seq));
       // Not marked acknowledged here: scheduleAck below NOTIFYs it, so a peer that committed a change
@@ -308,6 +300,21 @@ export class InvalidationBus {
   }
 
   /**
+   * Records this node's presence, committed on its own BEFORE the catch-up query runs. Every change then
+   * either committed before the catch-up's snapshot (and is replayed by it) or after this presence was
+   * visible (and its publisher waits for this node's acknowledgement): no change falls between the two,
+   * even after a stall longer than the trust window. An upsert, not an UPDATE: a live node must stay
+   * listed even if its row was deleted (e.g. by a stopping process that had the same node id).
+   */
+  private async announce(client: pg.Client): Promise<void> {
+    await client.query(
+      `INSERT INTO paygate_nodes (id, heartbeat_at, acked_seq) VALUES ($1, now(), $2)
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), acked_seq = $2`,
+      [this.nodeId, this.ackedSeq],
+    );
+  }
+
+  /**
    * Heartbeat on the listening connection itself: records presence and the acknowledged sequence,
    * proves the connection alive, and replays any invalidation this node has not seen.
    */
@@ -316,11 +323,11 @@ export class InvalidationBus {
     const sentAt = performance.now();
     const timeout = setTimeout(() => this.markLost(new Error('heartbeat timed out')), this.trustWindowMs);
     try {
+      await this.announce(client);
       const rows = (
         await client.query<{ seq: string; kind: InvalidationKind; subject: string }>(
-          `WITH node AS (UPDATE paygate_nodes SET heartbeat_at = now(), acked_seq = $2 WHERE id = $1)
-           SELECT seq::text, kind, subject FROM invalidations WHERE seq > $3 ORDER BY seq LIMIT ${CATCH_UP_BATCH}`,
-          [this.nodeId, this.ackedSeq, this.lastSeq],
+          `SELECT seq::text, kind, subject FROM invalidations WHERE seq > $1 ORDER BY seq LIMIT ${CATCH_UP_BATCH}`,
+          [this.lastSeq],
         )
       ).rows;
       if (client !== this.client) return;
