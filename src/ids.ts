@@ -14,6 +14,8 @@ export const ID_PREFIXES = {
   job: 'job',
   event: 'evt',
   invitation: 'ivt',
+  portalLink: 'pln',
+  portalSession: 'pss',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -15,6 +15,7 @@ import { MemoryRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
 import { RedisRateLimiter } from './rate-limit/redis.js';
 import { FailureThrottle } from './auth/throttle.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
+import { createPaymentServices, type PaymentServices } from './payments/services.js';
 
 export interface Logger {
   info(obj: object, msg: string): void;
@@ -43,6 +44,7 @@ export interface Services {
   rateLimiter: RateLimiter;
   rateLimiterKind: 'memory' | 'redis';
   metrics: Metrics;
+  payments: PaymentServices;
   /** Starts background work: the invalidation listener and the lastUsedAt flusher. */
   start(): Promise<void>;
   /** Stops background work and flushes pending writes; does not close the database. */
@@ -78,15 +80,18 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
   const sessions = new SessionService({ db, bus, throttle: new FailureThrottle(rateLimiter), secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
   const audit = new AuditService({ db, log });
   const users = new UserService({ db, bus });
+  const payments = createPaymentServices({ config, db, bus, settings, log });
 
   return {
-    config, db, bus, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics,
+    config, db, bus, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics, payments,
     rateLimiterKind: rateLimiter.kind,
     async start() {
       await bus.start();
       verifier.startUsageFlusher(5_000, (error) => log.error({ err: error }, 'could not record key usage'));
+      payments.start();
     },
     async stop() {
+      await payments.stop();
       await verifier.stop();
       await bus.stop();
       await rateLimiter.close();

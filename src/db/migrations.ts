@@ -166,4 +166,173 @@ CREATE TABLE paygate_nodes (
 );
 `,
   },
+  {
+    id: 3,
+    name: 'payments and portal',
+    sql: `
+-- Every payment object belongs to one organization; every query filters by it (tenant isolation).
+CREATE TABLE clients (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  name text NOT NULL,
+  email text,
+  metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  deleted_at timestamptz
+);
+CREATE INDEX clients_org_idx ON clients (organization_id, created_at, id);
+CREATE INDEX clients_email_idx ON clients (organization_id, lower(email));
+
+CREATE TABLE recurring_schedules (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  client_id text NOT NULL REFERENCES clients(id),
+  interval text NOT NULL CHECK (interval IN ('day', 'week', 'month', 'year')),
+  interval_count integer NOT NULL CHECK (interval_count BETWEEN 1 AND 1000),
+  template jsonb NOT NULL,
+  next_run_at timestamptz NOT NULL,
+  status text NOT NULL CHECK (status IN ('active', 'paused')),
+  last_run_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  deleted_at timestamptz
+);
+CREATE INDEX recurring_org_idx ON recurring_schedules (organization_id, created_at, id);
+CREATE INDEX recurring_due_idx ON recurring_schedules (next_run_at) WHERE status = 'active' AND deleted_at IS NULL;
+
+CREATE TABLE invoices (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  client_id text NOT NULL REFERENCES clients(id),
+  status text NOT NULL CHECK (status IN ('draft', 'open', 'paid', 'void')),
+  currency text NOT NULL,
+  lines jsonb NOT NULL,
+  total bigint NOT NULL CHECK (total >= 0),
+  due_at timestamptz,
+  recurring_schedule_id text REFERENCES recurring_schedules(id),
+  -- One invoice per schedule run: a scheduler on several nodes can never issue a run twice.
+  recurring_period_start timestamptz,
+  finalized_at timestamptz,
+  paid_at timestamptz,
+  voided_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  deleted_at timestamptz,
+  UNIQUE (recurring_schedule_id, recurring_period_start)
+);
+CREATE INDEX invoices_org_idx ON invoices (organization_id, created_at, id);
+CREATE INDEX invoices_client_idx ON invoices (organization_id, client_id);
+
+CREATE TABLE checkouts (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  status text NOT NULL CHECK (status IN ('open', 'completed', 'expired')),
+  amount bigint NOT NULL CHECK (amount > 0),
+  currency text NOT NULL,
+  client_id text REFERENCES clients(id),
+  invoice_id text REFERENCES invoices(id),
+  success_url text,
+  cancel_url text,
+  transaction_id text,
+  expires_at timestamptz NOT NULL,
+  completed_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX checkouts_org_idx ON checkouts (organization_id, created_at, id);
+
+CREATE TABLE transactions (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  status text NOT NULL CHECK (status IN ('succeeded', 'failed')),
+  amount bigint NOT NULL CHECK (amount > 0),
+  amount_refunded bigint NOT NULL DEFAULT 0,
+  currency text NOT NULL,
+  checkout_id text REFERENCES checkouts(id),
+  client_id text REFERENCES clients(id),
+  invoice_id text REFERENCES invoices(id),
+  failure_code text,
+  card_last4 text,
+  card_brand text,
+  metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  -- Never refund more than was captured, whatever the concurrency.
+  CHECK (amount_refunded >= 0 AND amount_refunded <= amount)
+);
+CREATE INDEX transactions_org_idx ON transactions (organization_id, created_at, id);
+-- At most one successful payment per checkout.
+CREATE UNIQUE INDEX transactions_one_success_per_checkout ON transactions (checkout_id) WHERE status = 'succeeded';
+
+CREATE TABLE refunds (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  transaction_id text NOT NULL REFERENCES transactions(id),
+  amount bigint NOT NULL CHECK (amount > 0),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX refunds_txn_idx ON refunds (transaction_id);
+
+CREATE TABLE data_io_jobs (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  kind text NOT NULL CHECK (kind IN ('export', 'import')),
+  resource text NOT NULL CHECK (resource IN ('clients', 'invoices', 'transactions')),
+  format text NOT NULL CHECK (format IN ('csv', 'json')),
+  status text NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'failed')),
+  progress integer NOT NULL DEFAULT 0,
+  row_count integer NOT NULL DEFAULT 0,
+  errors jsonb NOT NULL DEFAULT '[]'::jsonb,
+  created_by jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  started_at timestamptz,
+  completed_at timestamptz
+);
+CREATE INDEX data_io_jobs_org_idx ON data_io_jobs (organization_id, created_at, id);
+-- Job inputs and results in chunks, so any node can stream them and none holds them whole in memory.
+CREATE TABLE data_io_chunks (
+  job_id text NOT NULL REFERENCES data_io_jobs(id) ON DELETE CASCADE,
+  part text NOT NULL CHECK (part IN ('input', 'output')),
+  seq integer NOT NULL,
+  data bytea NOT NULL,
+  PRIMARY KEY (job_id, part, seq)
+);
+
+CREATE TABLE idempotency_keys (
+  organization_id text NOT NULL REFERENCES organizations(id),
+  key text NOT NULL,
+  method text NOT NULL,
+  path text NOT NULL,
+  request_hash text NOT NULL,
+  response_status integer NOT NULL,
+  response_body jsonb,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (organization_id, key)
+);
+CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
+
+-- Portal magic links and sessions: only hashes of their tokens are stored.
+CREATE TABLE portal_links (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  client_id text NOT NULL REFERENCES clients(id),
+  token_hash bytea NOT NULL UNIQUE,
+  expires_at timestamptz NOT NULL,
+  used_at timestamptz,
+  created_by jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE portal_sessions (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  client_id text NOT NULL REFERENCES clients(id),
+  token_hash bytea NOT NULL UNIQUE,
+  link_id text NOT NULL REFERENCES portal_links(id),
+  expires_at timestamptz NOT NULL,
+  ended_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];

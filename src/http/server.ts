@@ -19,6 +19,7 @@ import { registerKeyRoutes } from '../keys/routes.js';
 import { registerOrganizationRoutes } from '../organizations/routes.js';
 import { registerSettingsRoutes } from '../settings/routes.js';
 import { registerAuditRoutes } from '../audit/routes.js';
+import { registerPaymentRoutes } from '../payments/routes.js';
 
 export interface ServerOptions {
   /** Where logs go (tests capture them); default stdout. */
@@ -149,6 +150,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   registerOrganizationRoutes(app, services);
   registerSettingsRoutes(app, services);
   registerAuditRoutes(app, services);
+  registerPaymentRoutes(app, services);
 
   await app.ready();
   return app;

@@ -1,0 +1,68 @@
+/**
+ * The payment domains (SPEC §10) and the customer portal (SPEC §5), built once from shared deps.
+ * Each domain folder owns its service, routes and SQL; cross-domain calls go through these services.
+ */
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import type { InvalidationBus } from '../cache/invalidation.js';
+import type { SettingsService } from '../settings/service.js';
+import type { Logger } from '../services.js';
+import { IdempotencyService } from './idempotency.js';
+import { ClientService } from './clients/service.js';
+import { InvoiceService } from './invoices/service.js';
+import { RecurringScheduleService } from './recurring/service.js';
+import { TestModeProcessor, type PaymentProcessor } from './processor/processor.js';
+import { CheckoutService } from './checkouts/service.js';
+import { TransactionService } from './transactions/service.js';
+import { DataIoService } from './data-io/service.js';
+import { PortalService } from '../portal/service.js';
+
+export interface PaymentDeps {
+  config: Config;
+  db: Database;
+  bus: InvalidationBus;
+  settings: SettingsService;
+  log: Logger;
+}
+
+export interface PaymentServices {
+  idempotency: IdempotencyService;
+  clients: ClientService;
+  invoices: InvoiceService;
+  recurring: RecurringScheduleService;
+  processor: PaymentProcessor;
+  checkouts: CheckoutService;
+  transactions: TransactionService;
+  dataIo: DataIoService;
+  portal: PortalService;
+  /** Background work: due recurring schedules, queued data jobs, expiries, idempotency purge. */
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createPaymentServices(deps: PaymentDeps): PaymentServices {
+  const idempotency = new IdempotencyService({ bus: deps.bus });
+  const clients = new ClientService(deps);
+  const invoices = new InvoiceService({ ...deps, clients });
+  const recurring = new RecurringScheduleService({ ...deps, clients, invoices });
+  const processor: PaymentProcessor = new TestModeProcessor();
+  const transactions = new TransactionService({ ...deps });
+  const checkouts = new CheckoutService({ ...deps, clients, invoices, processor, transactions });
+  const dataIo = new DataIoService({ ...deps, clients });
+  const portal = new PortalService({ ...deps, clients, invoices, checkouts });
+  let purge: NodeJS.Timeout | null = null;
+  return {
+    idempotency, clients, invoices, recurring, processor, checkouts, transactions, dataIo, portal,
+    start() {
+      recurring.start();
+      dataIo.start();
+      purge = setInterval(() => void idempotency.purgeExpired(deps.db).catch(() => undefined), 3_600_000);
+      purge.unref();
+    },
+    async stop() {
+      if (purge) clearInterval(purge);
+      await recurring.stop();
+      await dataIo.stop();
+    },
+  };
+}
