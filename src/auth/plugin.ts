@@ -89,7 +89,7 @@ async function authenticate(request: FastifyRequest, services: Services): Promis
 async function verifyKey(request: FastifyRequest, token: string, services: Services): Promise<Principal> {
   const outcome = await services.verifier.verify(token, request.ip);
   services.metrics.countVerification(outcome.ok ? 'ok' : outcome.code);
-  if (outcome.ok) return { type: 'api_key', key: outcome.key };
+  if (outcome.ok) return { type: 'api_key', key: outcome.key, scopes: outcome.scopes };
   if (outcome.code === 'invalid_api_key') services.audit.noteInvalidApiKey(request.ip, request.id);
   if (outcome.code === 'rate_limited') {
     const retry = String(outcome.retryAfterSeconds ?? 1);
@@ -127,7 +127,7 @@ async function authorize(request: FastifyRequest, requirement: AuthRequirement, 
     case 'any': {
       if (principal.type === 'api_key') {
         const key = principal.key;
-        return { principal, organizationId: key.organizationId, scopes: new ScopeSet(key.scopes), ctx: context(request, principal, new ScopeSet(key.scopes)) };
+        return { principal, organizationId: key.organizationId, scopes: principal.scopes, ctx: context(request, principal, principal.scopes) };
       }
       return { principal, organizationId: null, scopes: EMPTY, ctx: context(request, principal, null) };
     }
@@ -143,7 +143,7 @@ async function authorize(request: FastifyRequest, requirement: AuthRequirement, 
       if (principal.type === 'api_key') {
         if (principal.key.tier !== 'system') throw new AppError('wrong_key_tier', 'Organization API keys cannot call system routes');
         if (requirement.kind === 'global_admin') throw new AppError('forbidden', 'System API keys are managed by global-admin sessions only');
-        const scopes = new ScopeSet(principal.key.scopes);
+        const scopes = principal.scopes;
         if (!scopes.has(requirement.scope)) await refuseScope(request, principal, null, requirement.scope, services);
         return { principal, organizationId: null, scopes, ctx: context(request, principal, scopes) };
       }
@@ -180,7 +180,7 @@ async function authorizeOrganization(
       throw new AppError('organization_mismatch', 'This API key belongs to another organization');
     }
     if (requirement.kind === 'organization_owner') throw new AppError('forbidden', 'Members are managed by organization owners in the admin panel');
-    const scopes = new ScopeSet(key.scopes);
+    const scopes = principal.scopes;
     if (!scopes.has(requirement.scope)) await refuseScope(request, principal, key.organizationId, requirement.scope, services);
     return { principal, organizationId: key.organizationId, scopes, ctx: context(request, principal, scopes) };
   }

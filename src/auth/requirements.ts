@@ -21,7 +21,7 @@ export type AuthRequirement =
   | { kind: 'global_admin' };
 
 export type Principal =
-  | { type: 'api_key'; key: ApiKeyRecord }
+  | { type: 'api_key'; key: ApiKeyRecord; scopes: ScopeSet }
   | { type: 'user'; session: SessionPrincipal; viaCookie: boolean };
 
 export interface AuthState {

@@ -1,9 +1,11 @@
 /**
- * A bounded map with least-recently-used eviction and a per-entry time to live.
- * Map keeps insertion order, so re-inserting on read makes the first key the least recently used.
+ * A bounded map with approximately-least-recently-used eviction ("second chance", CLOCK-like) and a
+ * per-entry time to live. A hit only sets a flag, so the hot path never reorders the map; eviction
+ * takes the oldest entry, unless it was used since it was last considered, in which case it moves to
+ * the back once and the next-oldest is considered.
  */
 export class LruCache<K, V> {
-  private readonly entries = new Map<K, { value: V; expiresAt: number }>();
+  private readonly entries = new Map<K, { value: V; expiresAt: number; used: boolean }>();
   hits = 0;
   misses = 0;
 
@@ -19,8 +21,7 @@ export class LruCache<K, V> {
       this.misses++;
       return undefined;
     }
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    entry.used = true;
     this.hits++;
     return entry.value;
   }
@@ -28,11 +29,18 @@ export class LruCache<K, V> {
   set(key: K, value: V, ttlMs = this.ttlMs, now = Date.now()): void {
     if (ttlMs <= 0) return;
     this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt: now + ttlMs });
+    this.entries.set(key, { value, expiresAt: now + ttlMs, used: false });
+    // Bounded work per insert: at most a handful of second chances, then the oldest goes regardless.
+    let chances = 8;
     while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
+      const oldest = this.entries.entries().next();
       if (oldest.done) break;
-      this.entries.delete(oldest.value);
+      const [oldestKey, oldestEntry] = oldest.value;
+      this.entries.delete(oldestKey);
+      if (oldestEntry.used && chances-- > 0 && oldestEntry.expiresAt > now) {
+        oldestEntry.used = false;
+        this.entries.set(oldestKey, oldestEntry);
+      }
     }
   }
 

@@ -14,6 +14,7 @@ import type { InvalidationBus } from '../cache/invalidation.js';
 import { LruCache } from '../cache/lru.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
 import { addressAllowed, parseCidr, type Cidr } from '../net/cidr.js';
+import { ScopeSet } from '../scopes/check.js';
 import { isMintedKeyId, parseToken } from './token.js';
 import { tokenMatches, type Peppers } from './hash.js';
 import { findKeyById, touchKeys, type ApiKeyRecord } from './store.js';
@@ -21,7 +22,7 @@ import { findKeyById, touchKeys, type ApiKeyRecord } from './store.js';
 export type VerifyFailure = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'ip_not_allowed' | 'rate_limited';
 
 export type VerifyOutcome =
-  | { ok: true; key: ApiKeyRecord }
+  | { ok: true; key: ApiKeyRecord; scopes: ScopeSet }
   | { ok: false; code: VerifyFailure; keyId?: string; organizationId?: string | null; retryAfterSeconds?: number };
 
 interface CachedKey {
@@ -34,6 +35,10 @@ interface CachedKey {
    */
   currentDigest: Buffer | null;
   previousDigest: Buffer | null;
+  /** Compiled once per cached key rather than per request. */
+  scopes: ScopeSet;
+  expiresAtMs: number;
+  previousExpiresAtMs: number;
 }
 
 export interface VerifierStats {
@@ -46,7 +51,7 @@ export interface VerifierStats {
 export class KeyVerifier {
   private readonly positive: LruCache<string, CachedKey>;
   private readonly negative: LruCache<string, true>;
-  private usage = new Map<string, Date>();
+  private usage = new Map<string, number>();
   private flushTimer: NodeJS.Timeout | null = null;
   readonly stats: VerifierStats = { databaseLookups: 0, cacheHits: 0, cacheMisses: 0, negativeHits: 0 };
 
@@ -76,8 +81,8 @@ export class KeyVerifier {
     });
   }
 
-  private now(): Date {
-    return this.deps.now ? this.deps.now() : new Date();
+  private nowMs(): number {
+    return this.deps.now ? this.deps.now().getTime() : Date.now();
   }
 
   async verify(presented: string, clientIp: string): Promise<VerifyOutcome> {
@@ -93,10 +98,10 @@ export class KeyVerifier {
       if (!cached) return { ok: false, code: 'invalid_api_key' };
     }
     const { record } = cached;
-    const now = this.now();
+    const now = this.nowMs();
 
     // Constant-time comparisons of fixed-length digests; the previous secret only within its grace.
-    const previousLive = record.previousSecretHash !== null && record.previousSecretExpiresAt !== null && record.previousSecretExpiresAt > now;
+    const previousLive = record.previousSecretHash !== null && cached.previousExpiresAtMs > now;
     const digest = hash('sha256', token, 'buffer');
     let current = cached.currentDigest !== null && timingSafeEqual(digest, cached.currentDigest);
     let previous = !current && previousLive && cached.previousDigest !== null && timingSafeEqual(digest, cached.previousDigest);
@@ -112,14 +117,14 @@ export class KeyVerifier {
 
     const who = { keyId: record.id, organizationId: record.organizationId };
     if (record.revokedAt) return { ok: false, code: 'api_key_revoked', ...who };
-    if (record.expiresAt && record.expiresAt <= now) return { ok: false, code: 'api_key_expired', ...who };
+    if (cached.expiresAtMs <= now) return { ok: false, code: 'api_key_expired', ...who };
     if (cached.allowed && !addressAllowed(clientIp, cached.allowed)) return { ok: false, code: 'ip_not_allowed', ...who };
     if (record.rateLimit) {
       const decision = await this.deps.rateLimiter.consume(`key:${record.id}`, record.rateLimit.requests, record.rateLimit.windowSeconds);
       if (!decision.allowed) return { ok: false, code: 'rate_limited', retryAfterSeconds: decision.retryAfterSeconds, ...who };
     }
     this.usage.set(record.id, now);
-    return { ok: true, key: record };
+    return { ok: true, key: record, scopes: cached.scopes };
   }
 
   /** A cached, verified key: only while the invalidation channel is trusted. */
@@ -152,6 +157,9 @@ export class KeyVerifier {
       allowed: record.allowedIps ? record.allowedIps.map(parseCidr).filter((c): c is Cidr => c !== null) : null,
       currentDigest: null,
       previousDigest: null,
+      scopes: new ScopeSet(record.scopes),
+      expiresAtMs: record.expiresAt ? record.expiresAt.getTime() : Infinity,
+      previousExpiresAtMs: record.previousSecretExpiresAt ? record.previousSecretExpiresAt.getTime() : -Infinity,
     };
     if (cacheable) this.positive.set(id, entry);
     return entry;
@@ -166,7 +174,7 @@ export class KeyVerifier {
     if (this.usage.size === 0) return;
     const batch = this.usage;
     this.usage = new Map();
-    await touchKeys(this.deps.db, batch);
+    await touchKeys(this.deps.db, new Map([...batch].map(([id, at]) => [id, new Date(at)])));
   }
 
   startUsageFlusher(intervalMs = 5_000, onError: (error: unknown) => void = () => undefined): void {
