@@ -1,7 +1,193 @@
-/** HTTP for portal magic links (POST /v1/portal/magic-links) and the portal pages. */
-import type { FastifyInstance } from 'fastify';
+/**
+ * HTTP for portal magic links (POST /v1/portal/magic-links, scope portal:create) and the portal
+ * pages under /portal (SPEC §5). The pages live in an encapsulated plugin, so form parsing, the
+ * HTML error pages and the page security headers never touch the /v1 JSON routes.
+ *
+ * A portal session can never call /v1: /v1 authentication reads only the Authorization header and
+ * the admin `session` cookie, and the portal_session cookie is scoped to Path=/portal besides.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
 import type { Services } from '../services.js';
+import { authOf, organizationOf, organizationRoute } from '../http/routes.js';
+import { sendIdempotent } from '../payments/http.js';
+import { cookiesOf } from '../auth/plugin.js';
+import { AppError } from '../errors.js';
+import { PORTAL_SESSION_TTL_MINUTES, type MagicLinkInput, type PortalSession } from './service.js';
+import { csrfMatches, csrfTokenFor, isTokenShaped } from './tokens.js';
+import {
+  errorPage,
+  linkInvalidPage,
+  loginPage,
+  portalPage,
+  renderDocument,
+  sessionEndedPage,
+  signedOutPage,
+  type Page,
+} from './pages.js';
 
-export function registerPortalRoutes(_app: FastifyInstance, _services: Services): void {
-  // Filled in by the portal work.
+export const PORTAL_COOKIE = 'portal_session';
+const COOKIE_PATH = '/portal';
+/** Portal forms carry a token or a CSRF value and nothing else. */
+const FORM_BODY_LIMIT = 16 * 1024;
+
+export function registerPortalRoutes(app: FastifyInstance, services: Services): void {
+  const { portal, idempotency } = services.payments;
+
+  organizationRoute(app, {
+    method: 'POST',
+    path: '/portal/magic-links',
+    auth: { kind: 'organization', scope: 'portal:create' },
+    summary: 'Issue a single-use portal magic link for a client (honours Idempotency-Key)',
+    tags: ['Portal'],
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['clientId'],
+        properties: {
+          clientId: { type: 'string', minLength: 1, maxLength: 64 },
+          ttlMinutes: {
+            type: 'integer',
+            minimum: 1,
+            description: 'Requested lifetime; the effective value is min(requested, system portalMagicLinkTtlMinutes)',
+          },
+        },
+      },
+    },
+    // Idempotency trade-off: like Stripe, a replay returns the stored response, and that response is
+    // the link itself (a new token per replay would be a second live link for one request). So, for
+    // requests that send an Idempotency-Key only, the idempotency_keys row holds the link URL in clear
+    // until the key is purged (24 h) - longer than the link lives (at most 1440 min, single use), so
+    // what it holds is dead weight by then. Without the header only the token's hash is ever stored.
+    handler: async (request, reply) =>
+      sendIdempotent(request, reply, idempotency, async (tx) => ({
+        status: 201,
+        body: await portal.createLink(tx, authOf(request).ctx, organizationOf(request), request.body as MagicLinkInput),
+      })),
+  });
+
+  void app.register(async (scope) => registerPortalPages(scope, services));
+}
+
+async function registerPortalPages(scope: FastifyInstance, services: Services): Promise<void> {
+  const { portal } = services.payments;
+  const { config } = services;
+  // The pay button redirects to the hosted checkout page; CSP form-action also governs that redirect.
+  const checkoutOrigin = new URL(config.publicUrl).origin;
+  const secureCookie = (request: FastifyRequest) => config.publicUrl.startsWith('https://') || request.protocol === 'https';
+
+  await scope.register(formbody, { bodyLimit: FORM_BODY_LIMIT });
+
+  scope.addHook('onRequest', async (_request, reply) => {
+    // Every portal response: the login URL holds the token and pages hold client data, so no
+    // cache keeps a copy and no Referer carries the URL on; no framing (clickjacking on "Pay").
+    reply.header('Cache-Control', 'no-store');
+    reply.header('Referrer-Policy', 'no-referrer');
+    reply.header('X-Frame-Options', 'DENY');
+    reply.header('X-Content-Type-Options', 'nosniff');
+  });
+
+  const sendPage = (reply: FastifyReply, status: number, page: Page): FastifyReply => {
+    const nonce = randomBytes(16).toString('base64');
+    const csp = [
+      "default-src 'none'",
+      `style-src 'nonce-${nonce}'`,
+      ...(page.script ? [`script-src 'nonce-${nonce}'`] : []),
+      `form-action 'self' ${checkoutOrigin}`,
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+    ].join('; ');
+    return reply.code(status).header('Content-Security-Policy', csp).type('text/html; charset=utf-8').send(renderDocument(page, nonce));
+  };
+
+  scope.setErrorHandler((error: FastifyError | AppError, request, reply) => {
+    const status = error instanceof AppError ? error.status : (error.statusCode ?? 500);
+    if (status >= 500) {
+      request.log.error({ err: error }, 'portal request failed');
+      return sendPage(reply, 500, errorPage(500, 'Something went wrong', `Please try again later. Reference: ${request.id}`));
+    }
+    const code = error instanceof AppError ? error.code : null;
+    if (code === 'not_found') return sendPage(reply, 404, errorPage(404, 'Not found', 'There is no such invoice among yours.'));
+    if (code === 'conflict') return sendPage(reply, 409, errorPage(409, 'This invoice cannot be paid', error.message));
+    if (code === 'csrf_failed') return sendPage(reply, 403, errorPage(403, 'This form has expired', 'Go back to your portal and try again.'));
+    return sendPage(reply, status, errorPage(status, 'Request not understood', 'Please go back and try again.'));
+  });
+
+  /** The session the portal_session cookie names, with its token (the CSRF key), or null. */
+  const sessionOf = async (request: FastifyRequest): Promise<{ token: string; session: PortalSession } | null> => {
+    const token = cookiesOf(request)[PORTAL_COOKIE];
+    const session = await portal.session(token);
+    return session && token ? { token, session } : null;
+  };
+  const clearCookie = (reply: FastifyReply) => reply.clearCookie(PORTAL_COOKIE, { path: COOKIE_PATH });
+  const signedOut = (request: FastifyRequest, reply: FastifyReply) => {
+    if (cookiesOf(request)[PORTAL_COOKIE] !== undefined) clearCookie(reply);
+    return sendPage(reply, 401, sessionEndedPage());
+  };
+  const checkCsrf = (token: string, request: FastifyRequest) => {
+    if (!csrfMatches(token, (request.body as { csrf?: unknown } | undefined)?.csrf)) throw new AppError('csrf_failed');
+  };
+  const hidden = { hide: true };
+
+  // GET and HEAD (Fastify answers HEAD from this route) never consume the link: mail scanners and
+  // link previews fetch it. The page posts the token at once, with a button as the no-JS fallback.
+  scope.get('/portal/login', { schema: hidden }, async (request, reply) => {
+    const token = (request.query as { token?: unknown }).token;
+    if (!isTokenShaped(token)) return sendPage(reply, 410, linkInvalidPage());
+    return sendPage(reply, 200, loginPage(token));
+  });
+
+  scope.post('/portal/login', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const token = (request.body as { token?: unknown } | undefined)?.token;
+    const redeemed = await portal.redeem(token, { ip: request.ip, requestId: request.id });
+    if (!redeemed) return sendPage(reply, 410, linkInvalidPage());
+    // A session this browser held before is ended rather than left behind (one portal session per browser).
+    const previous = await sessionOf(request);
+    if (previous) await portal.endSession(previous.session.id);
+    reply.setCookie(PORTAL_COOKIE, redeemed.sessionToken, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: secureCookie(request),
+      path: COOKIE_PATH,
+      maxAge: PORTAL_SESSION_TTL_MINUTES * 60,
+    });
+    return reply.redirect('/portal', 303);
+  });
+
+  scope.get('/portal', { schema: hidden }, async (request, reply) => {
+    const current = await sessionOf(request);
+    if (!current) return signedOut(request, reply);
+    const { session, token } = current;
+    const invoices = await portal.invoices(session);
+    return sendPage(reply, 200, portalPage({ clientName: session.clientName, organizationName: session.organizationName, invoices, csrf: csrfTokenFor(token) }));
+  });
+
+  scope.post(
+    '/portal/invoices/:id/pay',
+    {
+      schema: { ...hidden, params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['id'] } },
+      bodyLimit: FORM_BODY_LIMIT,
+    },
+    async (request, reply) => {
+      const current = await sessionOf(request);
+      if (!current) return signedOut(request, reply);
+      checkCsrf(current.token, request);
+      const checkout = await portal.payInvoice(current.session, (request.params as { id: string }).id);
+      return reply.redirect(checkout.url, 303);
+    },
+  );
+
+  scope.post('/portal/logout', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const current = await sessionOf(request);
+    if (current) {
+      checkCsrf(current.token, request);
+      await portal.endSession(current.session.id);
+    }
+    clearCookie(reply);
+    return reply.redirect('/portal/signed-out', 303);
+  });
+
+  scope.get('/portal/signed-out', { schema: hidden }, async (_request, reply) => sendPage(reply, 200, signedOutPage()));
 }
