@@ -335,4 +335,42 @@ CREATE TABLE portal_sessions (
 );
 `,
   },
+  {
+    id: 4,
+    name: 'recurring schedules: calendar anchor',
+    sql: `
+-- The instant every run of a schedule is counted from, so month-end dates do not drift: a schedule
+-- anchored on Jan 31 runs Feb 28, Mar 31, Apr 30 (not Feb 28, Mar 28, Apr 28). Reset when the
+-- interval or nextRunAt is changed.
+ALTER TABLE recurring_schedules ADD COLUMN anchor_at timestamptz;
+UPDATE recurring_schedules SET anchor_at = next_run_at;
+ALTER TABLE recurring_schedules ALTER COLUMN anchor_at SET NOT NULL;
+`,
+  },
+  {
+    id: 5,
+    name: 'checkouts and transactions: processor references, attempt lookups',
+    sql: `
+-- Which processor captured a payment, and its reference there: a real adapter refunds by it.
+ALTER TABLE transactions ADD COLUMN processor text NOT NULL DEFAULT 'test';
+ALTER TABLE transactions ADD COLUMN processor_reference text;
+ALTER TABLE refunds ADD COLUMN processor_reference text;
+-- The pay page counts a checkout's failed attempts; the API filters transactions by checkout.
+CREATE INDEX transactions_checkout_idx ON transactions (checkout_id, created_at);
+CREATE INDEX checkouts_invoice_idx ON checkouts (invoice_id) WHERE invoice_id IS NOT NULL;
+`,
+  },
+  {
+    id: 6,
+    name: 'data I/O jobs: claims and heartbeats',
+    sql: `
+-- Which node's claim runs a job (a token per claim: every write of the job checks it), how often it
+-- was claimed, and the running node's last heartbeat: a job whose node died is claimed again.
+ALTER TABLE data_io_jobs ADD COLUMN claimed_by text;
+ALTER TABLE data_io_jobs ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE data_io_jobs ADD COLUMN heartbeat_at timestamptz;
+-- The workers' poll: only unfinished jobs are indexed.
+CREATE INDEX data_io_jobs_queue_idx ON data_io_jobs (created_at) WHERE status IN ('queued', 'running');
+`,
+  },
 ];

@@ -20,8 +20,8 @@ export async function sendIdempotent<T>(
       organizationId: organizationOf(request),
       key: typeof header === 'string' ? header : undefined,
       method: request.method,
-      // Both mounts of a route are one endpoint.
-      path: (request.routeOptions.url ?? request.url).replace('/v1/organizations/:orgId', '/v1'),
+      // The concrete path (a refund of transaction A is not one of B), both mounts counting as one.
+      path: request.url.split('?')[0]!.replace(/^\/v1\/organizations\/[^/]+/, '/v1'),
       body: request.body,
     },
     create,

@@ -1,18 +1,19 @@
 /**
  * Invoices (SPEC §10): lines with quantity and unit amount, totals computed here in integer minor
  * units, draft -> open (finalize) -> paid (a checkout for it succeeds) | void.
+ *
+ * Only drafts change (PATCH) or disappear (DELETE); an open invoice is voided instead, so every
+ * invoice a client was ever shown stays in the books.
  */
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
-import { AppError, notFound } from '../../errors.js';
-import { isId } from '../../ids.js';
+import { AppError, notFound, validationError } from '../../errors.js';
+import { isId, newId } from '../../ids.js';
+import { MAX_AMOUNT } from '../money.js';
 import type { ClientService } from '../clients/service.js';
+import { normalizeLines, totalOf, type InvoiceLine } from './lines.js';
 
-export interface InvoiceLine {
-  description: string;
-  quantity: number;
-  unitAmount: number;
-}
+export type { InvoiceLine } from './lines.js';
 
 export interface InvoiceView {
   id: string;
@@ -24,6 +25,8 @@ export interface InvoiceView {
   total: number;
   dueAt: string | null;
   recurringScheduleId: string | null;
+  /** For an invoice issued by a recurring schedule: the scheduled instant of the run that issued it. */
+  recurringPeriodStart: string | null;
   finalizedAt: string | null;
   paidAt: string | null;
   voidedAt: string | null;
@@ -41,6 +44,7 @@ export interface InvoiceRow {
   total: number;
   due_at: Date | null;
   recurring_schedule_id: string | null;
+  recurring_period_start: Date | null;
   finalized_at: Date | null;
   paid_at: Date | null;
   voided_at: Date | null;
@@ -60,6 +64,7 @@ export const toInvoiceView = (r: InvoiceRow): InvoiceView => ({
   total: r.total,
   dueAt: iso(r.due_at),
   recurringScheduleId: r.recurring_schedule_id,
+  recurringPeriodStart: iso(r.recurring_period_start),
   finalizedAt: iso(r.finalized_at),
   paidAt: iso(r.paid_at),
   voidedAt: iso(r.voided_at),
@@ -67,8 +72,97 @@ export const toInvoiceView = (r: InvoiceRow): InvoiceView => ({
   updatedAt: r.updated_at.toISOString(),
 });
 
+export type InvoiceStatus = InvoiceView['status'];
+
+/** POST /v1/invoices. Lines are validated by LINES_SCHEMA at the edge; the total is ours to compute. */
+export interface InvoiceInput {
+  clientId: string;
+  currency: string;
+  lines: InvoiceLine[];
+  dueAt?: string | null;
+}
+
+/** An invoice issued by a recurring schedule run: open at once, and unique per (schedule, period). */
+export interface RecurringIssue {
+  clientId: string;
+  currency: string;
+  lines: InvoiceLine[];
+  scheduleId: string;
+  periodStart: Date;
+}
+
+export interface InvoicePage {
+  limit: number;
+  startingAfter: string | null;
+  status?: InvoiceStatus;
+  clientId?: string;
+}
+
+/** 400 naming the lines when their total is not a payable amount (0 or above MAX_AMOUNT). */
+export function requireTotal(lines: readonly InvoiceLine[], path: string): number {
+  const total = totalOf(lines);
+  if (total === null) throw validationError([{ path, message: `the total must be between 1 and ${MAX_AMOUNT} minor units` }]);
+  return total;
+}
+
 export class InvoiceService {
   constructor(protected readonly deps: { db: Database; bus: InvalidationBus; clients: ClientService }) {}
+
+  /**
+   * A draft invoice, in the caller's transaction (the Idempotency-Key's). The client must be one of
+   * this organization's (404 otherwise: another tenant's client does not exist for us).
+   */
+  async create(tx: Queryable, organizationId: string, input: InvoiceInput): Promise<InvoiceView> {
+    const total = requireTotal(input.lines, '/lines');
+    await this.deps.clients.get(tx, organizationId, input.clientId);
+    const [row] = await tx.query<InvoiceRow>(
+      `INSERT INTO invoices (id, organization_id, client_id, status, currency, lines, total, due_at)
+       VALUES ($1, $2, $3, 'draft', $4, $5, $6, $7) RETURNING *`,
+      [newId('invoice'), organizationId, input.clientId, input.currency, JSON.stringify(normalizeLines(input.lines)), total, input.dueAt ?? null],
+    );
+    return toInvoiceView(row!);
+  }
+
+  /**
+   * Recurring schedules: an open (finalized) invoice for one run, in the run's transaction. Returns
+   * null when this (schedule, period) already has its invoice: the UNIQUE constraint, not timing, is
+   * what makes a double issue impossible.
+   */
+  async issueRecurring(tx: Queryable, organizationId: string, issue: RecurringIssue): Promise<InvoiceView | null> {
+    const total = requireTotal(issue.lines, '/template/lines');
+    const rows = await tx.query<InvoiceRow>(
+      `INSERT INTO invoices (id, organization_id, client_id, status, currency, lines, total, recurring_schedule_id, recurring_period_start, finalized_at)
+       VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, now())
+       ON CONFLICT (recurring_schedule_id, recurring_period_start) DO NOTHING
+       RETURNING *`,
+      [newId('invoice'), organizationId, issue.clientId, issue.currency, JSON.stringify(normalizeLines(issue.lines)), total, issue.scheduleId, issue.periodStart],
+    );
+    return rows[0] ? toInvoiceView(rows[0]) : null;
+  }
+
+  /** Newest first, cursor-paginated; optional status and client filters. */
+  async list(organizationId: string, page: InvoicePage) {
+    const params: unknown[] = [organizationId, page.limit + 1];
+    const where = ['organization_id = $1', 'deleted_at IS NULL'];
+    if (page.status) {
+      params.push(page.status);
+      where.push(`status = $${params.length}`);
+    }
+    if (page.clientId) {
+      params.push(page.clientId);
+      where.push(`client_id = $${params.length}`);
+    }
+    if (page.startingAfter) {
+      await this.get(this.deps.db, organizationId, page.startingAfter);
+      params.push(page.startingAfter);
+      where.push(`(created_at, id) < (SELECT created_at, id FROM invoices WHERE id = $${params.length})`);
+    }
+    const rows = await this.deps.db.query<InvoiceRow>(
+      `SELECT * FROM invoices WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`,
+      params,
+    );
+    return { object: 'list' as const, data: rows.slice(0, page.limit).map(toInvoiceView), hasMore: rows.length > page.limit };
+  }
 
   /** An invoice of this organization, optionally row-locked in the caller's transaction; 404 otherwise. */
   async get(db: Queryable, organizationId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<InvoiceView> {
@@ -98,5 +192,78 @@ export class InvoiceService {
       [organizationId, clientId],
     );
     return rows.map(toInvoiceView);
+  }
+
+  /** Drafts only: anything else is 409 (void an open invoice instead). */
+  async update(organizationId: string, id: string, changes: Partial<InvoiceInput>): Promise<InvoiceView> {
+    // Bad input is a 400 whatever the invoice's state, as with the schema's own checks.
+    const newTotal = changes.lines ? requireTotal(changes.lines, '/lines') : null;
+    return this.deps.bus.transaction(async (tx) => {
+      const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
+      requireStatus(invoice, 'draft', 'Only a draft invoice can be changed');
+      const lines = changes.lines ?? invoice.lines;
+      const total = newTotal ?? invoice.total;
+      if (changes.clientId !== undefined) await this.deps.clients.get(tx, organizationId, changes.clientId);
+      const [row] = await tx.query<InvoiceRow>(
+        `UPDATE invoices SET client_id = $3, currency = $4, lines = $5, total = $6,
+           due_at = CASE WHEN $7 THEN $8::timestamptz ELSE due_at END, updated_at = now()
+         WHERE id = $1 AND organization_id = $2 RETURNING *`,
+        [
+          id,
+          organizationId,
+          changes.clientId ?? invoice.clientId,
+          changes.currency ?? invoice.currency,
+          JSON.stringify(normalizeLines(lines)),
+          total,
+          changes.dueAt !== undefined,
+          changes.dueAt ?? null,
+        ],
+      );
+      return toInvoiceView(row!);
+    });
+  }
+
+  /** Drafts only (soft delete); an open invoice is voided instead. */
+  async delete(organizationId: string, id: string): Promise<void> {
+    await this.deps.bus.transaction(async (tx) => {
+      const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
+      requireStatus(invoice, 'draft', 'Only a draft invoice can be deleted; void an open invoice instead');
+      await tx.query('UPDATE invoices SET deleted_at = now(), updated_at = now() WHERE id = $1', [id]);
+    });
+  }
+
+  /** draft -> open. The row lock makes two concurrent finalizes one success and one 409. */
+  async finalize(organizationId: string, id: string): Promise<InvoiceView> {
+    return this.transition(organizationId, id, 'draft', 'open', 'finalized_at', 'Only a draft invoice can be finalized');
+  }
+
+  /** open -> void (an extension to SPEC §10's table: the way to withdraw an invoice a client has seen). */
+  async void(organizationId: string, id: string): Promise<InvoiceView> {
+    return this.transition(organizationId, id, 'open', 'void', 'voided_at', 'Only an open invoice can be voided');
+  }
+
+  private async transition(
+    organizationId: string,
+    id: string,
+    from: InvoiceStatus,
+    to: InvoiceStatus,
+    stamp: 'finalized_at' | 'voided_at',
+    refusal: string,
+  ): Promise<InvoiceView> {
+    return this.deps.bus.transaction(async (tx) => {
+      const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
+      requireStatus(invoice, from, refusal);
+      const [row] = await tx.query<InvoiceRow>(
+        `UPDATE invoices SET status = $2, ${stamp} = now(), updated_at = now() WHERE id = $1 RETURNING *`,
+        [id, to],
+      );
+      return toInvoiceView(row!);
+    });
+  }
+}
+
+function requireStatus(invoice: InvoiceView, status: InvoiceStatus, refusal: string): void {
+  if (invoice.status !== status) {
+    throw new AppError('conflict', `${refusal}; invoice ${invoice.id} is ${invoice.status}`);
   }
 }
