@@ -1,11 +1,22 @@
-/** Checkouts and the hosted pay page. */
+/**
+ * Checkouts (SPEC §10): an amount to collect, paid on Paygate's hosted page `/pay/{id}`.
+ * open -> completed (a payment succeeded) | expired (past expiresAt; computed on read, stored lazily).
+ *
+ * Paying is one database transaction: lock the invoice (if any), lock the checkout, charge, record
+ * the attempt, and on success complete the checkout and mark the invoice paid. Locks are always taken
+ * in the order invoice -> checkout, so concurrent submissions queue instead of deadlocking, and a
+ * submission that gets the lock after a success sees `completed` and never reaches the processor.
+ * The unique index transactions_one_success_per_checkout is the last line behind that lock.
+ */
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import type { Config } from '../../config.js';
+import { AppError, notFound, validationError, type FieldError } from '../../errors.js';
+import { isId, newId } from '../../ids.js';
 import type { ClientService } from '../clients/service.js';
 import type { InvoiceService } from '../invoices/service.js';
 import type { PaymentProcessor } from '../processor/processor.js';
-import type { TransactionService } from '../transactions/service.js';
+import type { TransactionService, TransactionView } from '../transactions/service.js';
 
 export interface CheckoutView {
   id: string;
@@ -15,12 +26,104 @@ export interface CheckoutView {
   currency: string;
   clientId: string | null;
   invoiceId: string | null;
+  /** The hosted pay page: `${PAYGATE_PUBLIC_URL}/pay/{id}`. */
   url: string;
   successUrl: string | null;
   cancelUrl: string | null;
   transactionId: string | null;
   expiresAt: string;
+  completedAt: string | null;
   createdAt: string;
+}
+
+interface Row {
+  id: string;
+  organization_id: string;
+  status: CheckoutView['status'];
+  /** `status`, with an open checkout past its expiry reported as expired (computed by the database clock). */
+  effective_status: CheckoutView['status'];
+  amount: number;
+  currency: string;
+  client_id: string | null;
+  invoice_id: string | null;
+  success_url: string | null;
+  cancel_url: string | null;
+  transaction_id: string | null;
+  expires_at: Date;
+  completed_at: Date | null;
+  created_at: Date;
+}
+
+const EFFECTIVE_STATUS = "CASE WHEN status = 'open' AND expires_at <= now() THEN 'expired' ELSE status END";
+const SELECT = `SELECT *, ${EFFECTIVE_STATUS} AS effective_status FROM checkouts`;
+
+/** Default and largest lifetime of a checkout, in minutes (one hour; one day). */
+export const DEFAULT_EXPIRY_MINUTES = 60;
+export const MAX_EXPIRY_MINUTES = 1440;
+/** Failed attempts after which a checkout stops accepting cards (slows card-testing on a public page). */
+export const MAX_FAILED_ATTEMPTS = 10;
+const MAX_URL_LENGTH = 2048;
+
+export interface CheckoutInput {
+  amount?: number;
+  currency?: string;
+  clientId?: string;
+  invoiceId?: string;
+  successUrl?: string | null;
+  cancelUrl?: string | null;
+  expiresInMinutes?: number;
+}
+
+export interface CheckoutFilter {
+  limit: number;
+  startingAfter: string | null;
+  status?: CheckoutView['status'];
+  clientId?: string;
+  invoiceId?: string;
+}
+
+/** What the hosted page needs besides the public view. */
+export interface PayableCheckout {
+  checkout: CheckoutView;
+  organizationId: string;
+}
+
+/** Outcome of one submission of the pay page; expected outcomes are values, not throws. */
+export type PayOutcome =
+  | { kind: 'not_found' }
+  | { kind: 'completed'; checkout: CheckoutView; organizationId: string }
+  | { kind: 'expired'; checkout: CheckoutView; organizationId: string }
+  /** The invoice behind the checkout is no longer open (paid elsewhere, voided). */
+  | { kind: 'not_payable'; checkout: CheckoutView; organizationId: string; reason: string }
+  | { kind: 'too_many_attempts'; checkout: CheckoutView; organizationId: string }
+  | { kind: 'succeeded'; checkout: CheckoutView; organizationId: string; transaction: TransactionView }
+  | { kind: 'failed'; checkout: CheckoutView; organizationId: string; transaction: TransactionView; message: string };
+
+/**
+ * A redirect target given by the merchant: absolute http(s) only (never javascript:, data: or a
+ * relative path), no credentials. Returns the normalised form, which is what is stored and used.
+ */
+export function parseRedirectUrl(value: string, path: string, errors: FieldError[]): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    errors.push({ path, message: 'must be an absolute http or https URL' });
+    return null;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    errors.push({ path, message: 'must be an http or https URL' });
+    return null;
+  }
+  if (url.username || url.password) {
+    errors.push({ path, message: 'must not contain credentials' });
+    return null;
+  }
+  if (url.href.length > MAX_URL_LENGTH) {
+    errors.push({ path, message: `must be at most ${MAX_URL_LENGTH} characters` });
+    return null;
+  }
+  return url.href;
 }
 
 export class CheckoutService {
@@ -36,13 +139,226 @@ export class CheckoutService {
     },
   ) {}
 
-  /** The portal's "pay" button: a checkout for an open invoice of this organization. */
+  private view(r: Row): CheckoutView {
+    return {
+      id: r.id,
+      object: 'checkout',
+      status: r.effective_status,
+      amount: r.amount,
+      currency: r.currency,
+      clientId: r.client_id,
+      invoiceId: r.invoice_id,
+      url: `${this.deps.config.publicUrl}/pay/${r.id}`,
+      successUrl: r.success_url,
+      cancelUrl: r.cancel_url,
+      transactionId: r.transaction_id,
+      expiresAt: r.expires_at.toISOString(),
+      completedAt: r.completed_at ? r.completed_at.toISOString() : null,
+      createdAt: r.created_at.toISOString(),
+    };
+  }
+
+  /**
+   * POST /v1/checkouts: either `amount` + `currency` (+ optional `clientId`), or `invoiceId` (amount,
+   * currency and client come from the invoice, which must be open). Runs in the caller's transaction
+   * (the Idempotency-Key's); every rule is checked before anything is written.
+   */
+  async create(tx: Queryable, organizationId: string, input: CheckoutInput): Promise<CheckoutView> {
+    const errors: FieldError[] = [];
+    if (input.invoiceId !== undefined) {
+      for (const field of ['amount', 'currency', 'clientId'] as const) {
+        if (input[field] !== undefined) errors.push({ path: `/${field}`, message: 'must not be sent with invoiceId: it comes from the invoice' });
+      }
+    } else {
+      if (input.amount === undefined) errors.push({ path: '/amount', message: 'is required (or send invoiceId)' });
+      if (input.currency === undefined) errors.push({ path: '/currency', message: 'is required (or send invoiceId)' });
+    }
+    const successUrl = input.successUrl == null ? null : parseRedirectUrl(input.successUrl, '/successUrl', errors);
+    const cancelUrl = input.cancelUrl == null ? null : parseRedirectUrl(input.cancelUrl, '/cancelUrl', errors);
+    const minutes = input.expiresInMinutes ?? DEFAULT_EXPIRY_MINUTES;
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > MAX_EXPIRY_MINUTES) {
+      errors.push({ path: '/expiresInMinutes', message: `must be an integer from 1 to ${MAX_EXPIRY_MINUTES}` });
+    }
+    if (errors.length > 0) throw validationError(errors);
+
+    if (input.invoiceId !== undefined) {
+      return this.insertForInvoice(tx, organizationId, input.invoiceId, { successUrl, cancelUrl, minutes });
+    }
+    if (input.clientId !== undefined) await this.deps.clients.get(tx, organizationId, input.clientId);
+    return this.insert(tx, organizationId, {
+      amount: input.amount!,
+      currency: input.currency!,
+      clientId: input.clientId ?? null,
+      invoiceId: null,
+      successUrl,
+      cancelUrl,
+      minutes,
+    });
+  }
+
+  /**
+   * The portal's "pay" button (and POST /v1/checkouts with invoiceId): a checkout for an open invoice
+   * of this organization, in the caller's transaction. amount = invoice total, currency = invoice
+   * currency, clientId = invoice client; expires after DEFAULT_EXPIRY_MINUTES.
+   * Throws 404 not_found (no such invoice in this organization), 409 conflict (not open, or nothing
+   * to pay) and 400 validation_error (a URL that is not absolute http(s)).
+   */
   async createForInvoice(
-    _tx: Queryable,
-    _organizationId: string,
-    _invoiceId: string,
-    _options: { successUrl?: string | null; cancelUrl?: string | null },
+    tx: Queryable,
+    organizationId: string,
+    invoiceId: string,
+    options: { successUrl?: string | null; cancelUrl?: string | null },
   ): Promise<CheckoutView> {
-    throw new Error('not implemented yet');
+    const errors: FieldError[] = [];
+    const successUrl = options.successUrl == null ? null : parseRedirectUrl(options.successUrl, '/successUrl', errors);
+    const cancelUrl = options.cancelUrl == null ? null : parseRedirectUrl(options.cancelUrl, '/cancelUrl', errors);
+    if (errors.length > 0) throw validationError(errors);
+    return this.insertForInvoice(tx, organizationId, invoiceId, { successUrl, cancelUrl, minutes: DEFAULT_EXPIRY_MINUTES });
+  }
+
+  private async insertForInvoice(
+    tx: Queryable,
+    organizationId: string,
+    invoiceId: string,
+    options: { successUrl: string | null; cancelUrl: string | null; minutes: number },
+  ): Promise<CheckoutView> {
+    const invoice = await this.deps.invoices.get(tx, organizationId, invoiceId);
+    if (invoice.status !== 'open') throw new AppError('conflict', `Invoice ${invoice.id} is ${invoice.status}; only an open invoice can be paid`);
+    if (invoice.total <= 0) throw new AppError('conflict', `Invoice ${invoice.id} has nothing to pay`);
+    return this.insert(tx, organizationId, {
+      amount: invoice.total,
+      currency: invoice.currency,
+      clientId: invoice.clientId,
+      invoiceId: invoice.id,
+      ...options,
+    });
+  }
+
+  private async insert(
+    tx: Queryable,
+    organizationId: string,
+    c: { amount: number; currency: string; clientId: string | null; invoiceId: string | null; successUrl: string | null; cancelUrl: string | null; minutes: number },
+  ): Promise<CheckoutView> {
+    const [row] = await tx.query<Row>(
+      `INSERT INTO checkouts (id, organization_id, status, amount, currency, client_id, invoice_id, success_url, cancel_url, expires_at)
+       VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, now() + make_interval(mins => $9))
+       RETURNING *, ${EFFECTIVE_STATUS} AS effective_status`,
+      [newId('checkout'), organizationId, c.amount, c.currency, c.clientId, c.invoiceId, c.successUrl, c.cancelUrl, c.minutes],
+    );
+    return this.view(row!);
+  }
+
+  async list(organizationId: string, filter: CheckoutFilter) {
+    const params: unknown[] = [organizationId, filter.limit + 1];
+    const where = ['organization_id = $1'];
+    if (filter.status) {
+      params.push(filter.status);
+      where.push(`${EFFECTIVE_STATUS} = $${params.length}`);
+    }
+    if (filter.clientId) {
+      params.push(filter.clientId);
+      where.push(`client_id = $${params.length}`);
+    }
+    if (filter.invoiceId) {
+      params.push(filter.invoiceId);
+      where.push(`invoice_id = $${params.length}`);
+    }
+    if (filter.startingAfter) {
+      await this.get(this.deps.db, organizationId, filter.startingAfter);
+      params.push(filter.startingAfter);
+      where.push(`(created_at, id) < (SELECT created_at, id FROM checkouts WHERE id = $${params.length})`);
+    }
+    const rows = await this.deps.db.query<Row>(`${SELECT} WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`, params);
+    return { object: 'list' as const, data: rows.slice(0, filter.limit).map((r) => this.view(r)), hasMore: rows.length > filter.limit };
+  }
+
+  /** Tenant isolation: another organization's checkout is "not found". */
+  async get(db: Queryable, organizationId: string, id: string): Promise<CheckoutView> {
+    const rows = isId('checkout', id) ? await db.query<Row>(`${SELECT} WHERE id = $1 AND organization_id = $2`, [id, organizationId]) : [];
+    if (!rows[0]) throw notFound('checkout');
+    return this.view(rows[0]);
+  }
+
+  /**
+   * The hosted page: a checkout by id alone. The id (22 random base62 characters, ~131 bits) is the
+   * capability, as with any payment link; the page shows nothing beyond what the payer needs.
+   */
+  async findForPayment(id: string): Promise<PayableCheckout | null> {
+    if (!isId('checkout', id)) return null;
+    const [row] = await this.deps.db.query<Row>(`${SELECT} WHERE id = $1`, [id]);
+    return row ? { checkout: this.view(row), organizationId: row.organization_id } : null;
+  }
+
+  /** The checkout's invoice, row-locked; 'gone' when it was deleted since. */
+  private async lockInvoice(tx: Queryable, organizationId: string, invoiceId: string) {
+    try {
+      return await this.deps.invoices.get(tx, organizationId, invoiceId, { forUpdate: true });
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'not_found') return 'gone' as const;
+      throw error;
+    }
+  }
+
+  /** One submission of the hosted page: at most one attempt, recorded as a transaction. */
+  async pay(id: string, cardNumber: string): Promise<PayOutcome> {
+    if (!isId('checkout', id)) return { kind: 'not_found' };
+    return this.deps.bus.transaction(async (tx): Promise<PayOutcome> => {
+      const [peek] = await tx.query<Row>(`${SELECT} WHERE id = $1`, [id]);
+      if (!peek) return { kind: 'not_found' };
+      const organizationId = peek.organization_id;
+      // Lock order invoice -> checkout (see the file comment).
+      const invoice = peek.invoice_id ? await this.lockInvoice(tx, organizationId, peek.invoice_id) : null;
+      const [row] = await tx.query<Row>(`${SELECT} WHERE id = $1 FOR UPDATE`, [id]);
+      const checkout = this.view(row!);
+      const base = { checkout, organizationId };
+      if (row!.status === 'completed') return { kind: 'completed', ...base };
+      if (row!.effective_status === 'expired') {
+        // Stored lazily: the row says what every read already reports.
+        if (row!.status === 'open') await tx.query("UPDATE checkouts SET status = 'expired', updated_at = now() WHERE id = $1", [id]);
+        return { kind: 'expired', ...base };
+      }
+      if (invoice === 'gone' || (invoice && invoice.status !== 'open')) {
+        return { kind: 'not_payable', ...base, reason: invoice !== 'gone' && invoice.status === 'paid' ? 'This invoice has already been paid.' : 'This invoice can no longer be paid.' };
+      }
+      if ((await this.deps.transactions.countFailedAttempts(tx, id)) >= MAX_FAILED_ATTEMPTS) return { kind: 'too_many_attempts', ...base };
+
+      const transactionId = newId('transaction');
+      const charge = await this.deps.processor.charge({ amount: checkout.amount, currency: checkout.currency, cardNumber, reference: transactionId });
+      const attempt = {
+        id: transactionId,
+        amount: checkout.amount,
+        currency: checkout.currency,
+        checkoutId: id,
+        clientId: checkout.clientId,
+        invoiceId: checkout.invoiceId,
+        processor: this.deps.processor.name,
+      };
+      if (charge.status === 'failed') {
+        const transaction = await this.deps.transactions.recordAttempt(tx, organizationId, {
+          ...attempt,
+          status: 'failed',
+          failureCode: charge.failureCode,
+          cardBrand: charge.cardBrand,
+          cardLast4: charge.cardLast4,
+          processorReference: null,
+        });
+        return { kind: 'failed', ...base, transaction, message: charge.message };
+      }
+      const transaction = await this.deps.transactions.recordAttempt(tx, organizationId, {
+        ...attempt,
+        status: 'succeeded',
+        failureCode: null,
+        cardBrand: charge.cardBrand,
+        cardLast4: charge.cardLast4,
+        processorReference: charge.processorReference,
+      });
+      const [completed] = await tx.query<Row>(
+        `UPDATE checkouts SET status = 'completed', transaction_id = $2, completed_at = now(), updated_at = now()
+         WHERE id = $1 AND status = 'open' RETURNING *, ${EFFECTIVE_STATUS} AS effective_status`,
+        [id, transaction.id],
+      );
+      if (checkout.invoiceId) await this.deps.invoices.markPaid(tx, organizationId, checkout.invoiceId);
+      return { kind: 'succeeded', checkout: this.view(completed!), organizationId, transaction };
+    });
   }
 }
