@@ -1,10 +1,376 @@
-/** Data import/export jobs. */
-import type { Database } from '../../db/database.js';
+/**
+ * Data import/export jobs (SPEC §10): created by the API, run in the background by whichever node
+ * claims them first, results streamed back from stored chunks.
+ *
+ * Claiming: `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)` hands each queued job
+ * to exactly one node, however many poll at once. The claim carries a token; every later write of
+ * the job checks it, so a node that lost its claim can change nothing. A running job's heartbeat
+ * is refreshed every HEARTBEAT_MS; a job whose node stopped beating for STALE_AFTER_S (the node
+ * died) is claimed again, at most MAX_ATTEMPTS times in all. An export restarts from scratch; an
+ * import is one transaction, so a dead node left nothing of it behind.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
+import type { RequestContext } from '../../auth/context.js';
+import type { Logger } from '../../services.js';
+import { recordAudit } from '../../audit/record.js';
+import { AppError, notFound, validationError } from '../../errors.js';
+import { isId, newId } from '../../ids.js';
 import type { ClientService } from '../clients/service.js';
+import { ChunkWriter, chunkStats, readChunks } from './chunks.js';
+import { CONTENT_TYPES, type ExportFormat, type ExportResource } from './exporters.js';
+import { JobFailed, runExport, runImport, type ClaimedJob, type JobError, type JobReporter } from './run-job.js';
+
+export type JobStatus = 'queued' | 'running' | 'completed' | 'failed';
+
+export interface DataIoJobView {
+  id: string;
+  object: 'data_io_job';
+  kind: 'export' | 'import';
+  resource: ExportResource;
+  format: ExportFormat;
+  status: JobStatus;
+  /** 0..100; 100 only once completed. */
+  progress: number;
+  /** Rows written (export) or clients imported (import); a failed import imported none. */
+  rowCount: number;
+  /** Why it failed: `[{ line, message }]` for bad import lines (the first 100), `[{ message }]` otherwise. */
+  errors: JobError[];
+  createdAt: string;
+  /** When it completed or failed; null while queued or running. */
+  completedAt: string | null;
+}
+
+interface JobRow extends ClaimedJob {
+  status: JobStatus;
+  progress: number;
+  row_count: number;
+  errors: JobError[];
+  attempts: number;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+const toView = (r: JobRow): DataIoJobView => ({
+  id: r.id,
+  object: 'data_io_job',
+  kind: r.kind,
+  resource: r.resource,
+  format: r.format,
+  status: r.status,
+  progress: r.progress,
+  rowCount: r.row_count,
+  errors: r.errors,
+  createdAt: r.created_at.toISOString(),
+  completedAt: r.completed_at ? r.completed_at.toISOString() : null,
+});
+
+/** Largest accepted import file (documented in docs and the route). */
+export const MAX_IMPORT_BYTES = 50 * 1024 * 1024;
+/**
+ * Uploads in flight per node. Each holds a pooled connection for its transaction while the client
+ * sends; more than this would let slow uploaders take the whole pool.
+ */
+const MAX_CONCURRENT_UPLOADS = 3;
+/** Idle poll for queued jobs; new jobs on this node start at once (kick). */
+const POLL_MS = 1_000;
+const HEARTBEAT_MS = 5_000;
+/** A running job whose heartbeat is this old belongs to a dead node. */
+const STALE_AFTER_S = 60;
+const MAX_ATTEMPTS = 3;
+const MAX_BACKOFF_MS = 30_000;
+
+/** The claim on a job was taken over (this node was presumed dead): stop without writing. */
+class LostClaim extends Error {}
+
+export interface DataIoDeps {
+  db: Database;
+  bus: InvalidationBus;
+  clients: ClientService;
+  log: Logger;
+}
 
 export class DataIoService {
-  constructor(protected readonly deps: { db: Database; bus: InvalidationBus; clients: ClientService }) {}
-  start(): void {}
-  async stop(): Promise<void> {}
+  /** Jobs this node has run (claimed) since start; tests use it across nodes. */
+  readonly stats = { jobsRun: 0 };
+  private stopped = true;
+  private timer: NodeJS.Timeout | null = null;
+  private loop: Promise<void> | null = null;
+  private again = false;
+  private failures = 0;
+  private uploads = 0;
+
+  constructor(private readonly deps: DataIoDeps) {}
+
+  /** Import uploads being received by this node now. */
+  get uploadsInFlight(): number {
+    return this.uploads;
+  }
+
+  // ---- API ----------------------------------------------------------------------------------
+
+  async createExport(ctx: RequestContext, organizationId: string, input: { resource: ExportResource; format: ExportFormat }): Promise<DataIoJobView> {
+    const job = await this.deps.db.transaction(async (tx) => {
+      const row = await this.insertJob(tx, ctx, organizationId, 'export', input.resource, input.format);
+      await recordAudit(tx, {
+        action: 'data_io.export_started',
+        actor: ctx.actor,
+        organizationId,
+        target: { type: 'data_io_job', id: row.id },
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        details: { resource: input.resource, format: input.format },
+      });
+      return toView(row);
+    });
+    this.kick();
+    return job;
+  }
+
+  /**
+   * Stores the uploaded CSV (streamed, at most `maxBytes`) as the job's input chunks, in the same
+   * transaction as the job and its audit event: a failed upload leaves nothing behind.
+   */
+  async createImport(ctx: RequestContext, organizationId: string, body: Readable, maxBytes = MAX_IMPORT_BYTES): Promise<DataIoJobView> {
+    if (this.uploads >= MAX_CONCURRENT_UPLOADS) {
+      body.resume();
+      throw new AppError('service_unavailable', 'Too many imports are being uploaded to this node; retry shortly', { headers: { 'Retry-After': '5' } });
+    }
+    this.uploads++;
+    try {
+      const job = await this.deps.db.transaction(async (tx) => {
+        const row = await this.insertJob(tx, ctx, organizationId, 'import', 'clients', 'csv');
+        const writer = new ChunkWriter(tx, row.id, 'input');
+        for await (const piece of body as AsyncIterable<Buffer>) {
+          if (writer.bytes + piece.length > maxBytes) {
+            // Answered before the body ends; closing the connection afterwards stops the upload
+            // rather than reading the rest of it to keep the connection alive.
+            throw new AppError('payload_too_large', `An import file may hold at most ${maxBytes} bytes`, { headers: { Connection: 'close' } });
+          }
+          await writer.write(piece);
+        }
+        await writer.flush();
+        if (writer.bytes === 0) throw validationError([{ path: '/', message: 'the CSV file is empty' }]);
+        await recordAudit(tx, {
+          action: 'data_io.import_started',
+          actor: ctx.actor,
+          organizationId,
+          target: { type: 'data_io_job', id: row.id },
+          ip: ctx.ip,
+          requestId: ctx.requestId,
+          details: { resource: 'clients', format: 'csv', bytes: writer.bytes },
+        });
+        return toView(row);
+      });
+      this.kick();
+      return job;
+    } finally {
+      this.uploads--;
+    }
+  }
+
+  /** Newest first, cursor-paginated like every list (SPEC §11). */
+  async list(organizationId: string, page: { limit: number; startingAfter: string | null }) {
+    const params: unknown[] = [organizationId, page.limit + 1];
+    let after = '';
+    if (page.startingAfter) {
+      await this.get(organizationId, page.startingAfter);
+      params.push(page.startingAfter);
+      after = 'AND (created_at, id) < (SELECT created_at, id FROM data_io_jobs WHERE id = $3)';
+    }
+    const rows = await this.deps.db.query<JobRow>(
+      `SELECT * FROM data_io_jobs WHERE organization_id = $1 ${after} ORDER BY created_at DESC, id DESC LIMIT $2`,
+      params,
+    );
+    return { object: 'list' as const, data: rows.slice(0, page.limit).map(toView), hasMore: rows.length > page.limit };
+  }
+
+  /** Tenant isolation: another organization's job is "not found". */
+  async get(organizationId: string, id: string): Promise<DataIoJobView> {
+    return toView(await this.row(organizationId, id));
+  }
+
+  /**
+   * The result of a completed export, as a stream of its stored chunks. An import has no file
+   * (404); an export that has not completed is `409 conflict`.
+   */
+  async openDownload(organizationId: string, id: string) {
+    const job = await this.row(organizationId, id);
+    if (job.kind !== 'export') throw new AppError('not_found', 'Import jobs have no file to download');
+    if (job.status !== 'completed') throw new AppError('conflict', `The job is ${job.status}; its file can be downloaded once it has completed`);
+    const { chunks, bytes } = await chunkStats(this.deps.db, job.id, 'output');
+    return {
+      contentType: CONTENT_TYPES[job.format],
+      filename: `${job.resource}-${job.id}.${job.format}`,
+      bytes,
+      stream: readChunks(this.deps.db, job.id, 'output', chunks),
+    };
+  }
+
+  private async row(organizationId: string, id: string): Promise<JobRow> {
+    const rows = isId('job', id)
+      ? await this.deps.db.query<JobRow>('SELECT * FROM data_io_jobs WHERE id = $1 AND organization_id = $2', [id, organizationId])
+      : [];
+    if (!rows[0]) throw notFound('data I/O job');
+    return rows[0];
+  }
+
+  private async insertJob(tx: Queryable, ctx: RequestContext, organizationId: string, kind: 'export' | 'import', resource: ExportResource, format: ExportFormat): Promise<JobRow> {
+    const [row] = await tx.query<JobRow>(
+      `INSERT INTO data_io_jobs (id, organization_id, kind, resource, format, status, created_by)
+       VALUES ($1, $2, $3, $4, $5, 'queued', $6) RETURNING *`,
+      [newId('job'), organizationId, kind, resource, format, JSON.stringify(ctx.actor)],
+    );
+    return row!;
+  }
+
+  // ---- background worker --------------------------------------------------------------------
+
+  /** Starts polling for queued jobs (one job at a time on this node). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.kick();
+  }
+
+  /** Stops polling and waits for the job in progress to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.loop;
+  }
+
+  /** Looks for work now rather than at the next poll (called after a job is created here). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.loop) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.loop = this.drain().finally(() => {
+      this.loop = null;
+      if (this.stopped) return;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+        return;
+      }
+      // Backoff with jitter while the database fails, so a fleet does not retry in step.
+      const delay = this.failures === 0 ? POLL_MS : Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** this.failures) * (0.5 + Math.random() / 2);
+      this.timer = setTimeout(() => this.kick(), delay);
+      this.timer.unref();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (!this.stopped) {
+        this.again = false;
+        const job = await this.claim();
+        if (!job) return;
+        await this.run(job);
+      }
+    } catch (error) {
+      this.failures++;
+      this.deps.log.error({ err: error }, 'data I/O worker failed; retrying');
+    }
+  }
+
+  private async claim(): Promise<(JobRow & { token: string }) | null> {
+    const token = `${this.deps.bus.nodeId}:${randomBytes(8).toString('hex')}`;
+    const [row] = await this.deps.db.query<JobRow>(
+      `UPDATE data_io_jobs
+          SET status = 'running', claimed_by = $1, attempts = attempts + 1, heartbeat_at = now(),
+              started_at = coalesce(started_at, now()), progress = 0, row_count = 0
+        WHERE id = (SELECT id FROM data_io_jobs
+                     WHERE status = 'queued'
+                        OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => $2))
+                     ORDER BY created_at
+                     FOR UPDATE SKIP LOCKED
+                     LIMIT 1)
+        RETURNING *`,
+      [token, STALE_AFTER_S],
+    );
+    this.failures = 0;
+    return row ? { ...row, token } : null;
+  }
+
+  private async run(job: JobRow & { token: string }): Promise<void> {
+    this.stats.jobsRun++;
+    const { db } = this.deps;
+    let lost = false;
+    const beat = setInterval(() => {
+      void db
+        .query('UPDATE data_io_jobs SET heartbeat_at = now() WHERE id = $1 AND claimed_by = $2 RETURNING id', [job.id, job.token])
+        .then((rows) => {
+          if (rows.length === 0) lost = true;
+        })
+        .catch(() => undefined);
+    }, HEARTBEAT_MS);
+    beat.unref();
+    const reporter: JobReporter = {
+      progress: async (progress, rowCount) => {
+        const rows = await db.query(
+          'UPDATE data_io_jobs SET progress = $3, row_count = $4, heartbeat_at = now() WHERE id = $1 AND claimed_by = $2 RETURNING id',
+          [job.id, job.token, progress, rowCount],
+        );
+        if (lost || rows.length === 0) throw new LostClaim();
+      },
+    };
+    const complete = async (tx: Queryable, rowCount: number) => {
+      const rows = await tx.query(
+        `UPDATE data_io_jobs SET status = 'completed', progress = 100, row_count = $3, errors = '[]', completed_at = now()
+          WHERE id = $1 AND claimed_by = $2 RETURNING id`,
+        [job.id, job.token, rowCount],
+      );
+      if (rows.length === 0) throw new LostClaim();
+    };
+    try {
+      if (job.attempts > MAX_ATTEMPTS) {
+        throw new JobFailed([{ message: `the job was interrupted ${MAX_ATTEMPTS} times (its node stopped); start it again` }]);
+      }
+      if (job.kind === 'export') {
+        const output = await runExport(this.deps, job, reporter);
+        await db.transaction(async (tx) => {
+          await complete(tx, output.rows);
+          // A run that lost its claim (a node stalled past STALE_AFTER_S) stops at its next write,
+          // but one chunk of it may land past this run's end; the file is exactly this run's chunks.
+          // (One landing inside this run's range made this run's insert fail on the primary key.)
+          await tx.query("DELETE FROM data_io_chunks WHERE job_id = $1 AND part = 'output' AND seq >= $2", [job.id, output.chunks]);
+        });
+      } else {
+        await runImport(this.deps, job, reporter, complete);
+      }
+    } catch (error) {
+      if (error instanceof LostClaim) {
+        this.deps.log.warn({ jobId: job.id }, 'data I/O job was claimed by another node; abandoned here');
+        return;
+      }
+      let errors: JobError[];
+      if (error instanceof JobFailed) errors = error.errors;
+      else {
+        this.deps.log.error({ err: error, jobId: job.id }, 'data I/O job failed');
+        errors = [{ message: 'the job failed unexpectedly; start it again' }];
+      }
+      await this.fail(job, errors);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async fail(job: JobRow & { token: string }, errors: JobError[]): Promise<void> {
+    await this.deps.db.transaction(async (tx) => {
+      const rows = await tx.query(
+        `UPDATE data_io_jobs SET status = 'failed', row_count = 0, errors = $3, completed_at = now()
+          WHERE id = $1 AND claimed_by = $2 RETURNING id`,
+        [job.id, job.token, JSON.stringify(errors)],
+      );
+      if (rows.length > 0 && job.kind === 'export') await tx.query("DELETE FROM data_io_chunks WHERE job_id = $1 AND part = 'output'", [job.id]);
+    });
+  }
 }
