@@ -348,6 +348,9 @@ async function writeResults(r: {
     '- Profile the server with `BENCH_CPU_PROF=<dir> BENCH_SCENARIOS=forged npm run bench`, then `npx tsx bench/profile-top.ts <dir>/<file>.cpuprofile 30 --timeline` (see bench/README.md).',
     '',
   );
+  // The analysis of any target not met (written by hand from a CPU profile) travels with the numbers.
+  const analysis = await fsp.readFile(path.join(ROOT, 'bench', 'ANALYSIS.md'), 'utf8').catch(() => null);
+  if (analysis) md.push(analysis.replace(/^# .*\n/, '## Where the time goes (bench/ANALYSIS.md)\n'));
   await fsp.writeFile(RESULTS_FILE, md.join('\n'));
 }
 
