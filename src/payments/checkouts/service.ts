@@ -8,6 +8,7 @@
  * submission that gets the lock after a success sees `completed` and never reaches the processor.
  * The unique index transactions_one_success_per_checkout is the last line behind that lock.
  */
+import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import type { Config } from '../../config.js';
@@ -249,28 +250,18 @@ export class CheckoutService {
   }
 
   async list(organizationId: string, filter: CheckoutFilter) {
-    const params: unknown[] = [organizationId, filter.limit + 1];
-    const where = ['organization_id = $1'];
-    if (filter.status) {
-      params.push(filter.status);
-      where.push(`${EFFECTIVE_STATUS} = $${params.length}`);
-    }
-    if (filter.clientId) {
-      params.push(filter.clientId);
-      where.push(`client_id = $${params.length}`);
-    }
-    if (filter.invoiceId) {
-      params.push(filter.invoiceId);
-      where.push(`invoice_id = $${params.length}`);
-    }
-    if (filter.startingAfter) {
-      await this.get(this.deps.db, organizationId, filter.startingAfter);
-      params.push(filter.startingAfter);
-      where.push(`(created_at, id) < (SELECT created_at, id FROM checkouts WHERE id = $${params.length})`);
-    }
-    const rows = await this.deps.db.query<Row>(`${SELECT} WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`, params);
-    return { object: 'list' as const, data: rows.slice(0, filter.limit).map((r) => this.view(r)), hasMore: rows.length > filter.limit };
+    return listNewestFirst(this.deps.db, {
+      table: 'checkouts',
+      select: SELECT,
+      organizationId,
+      // The status a reader sees: an open checkout past its expiry is expired.
+      filters: [[`(${EFFECTIVE_STATUS})`, filter.status], ['client_id', filter.clientId], ['invoice_id', filter.invoiceId]],
+      page: filter,
+      what: 'checkout',
+      map: (r: Row) => this.view(r),
+    });
   }
+
 
   /** Tenant isolation: another organization's checkout is "not found". */
   async get(db: Queryable, organizationId: string, id: string): Promise<CheckoutView> {

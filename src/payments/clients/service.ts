@@ -1,4 +1,5 @@
 /** Clients (customers) of an organization: create, list (cursor, email filter), get, update, delete. */
+import { listNewestFirst, type PageRequest } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import { notFound } from '../../errors.js';
@@ -69,24 +70,18 @@ export class ClientService {
     return rows.length;
   }
 
-  async list(organizationId: string, page: { limit: number; startingAfter: string | null; email?: string }) {
-    const params: unknown[] = [organizationId, page.limit + 1];
-    const where = ['organization_id = $1', 'deleted_at IS NULL'];
-    if (page.email) {
-      params.push(page.email);
-      where.push(`lower(email) = lower($${params.length})`);
-    }
-    if (page.startingAfter) {
-      await this.get(this.deps.db, organizationId, page.startingAfter);
-      params.push(page.startingAfter);
-      where.push(`(created_at, id) < (SELECT created_at, id FROM clients WHERE id = $${params.length})`);
-    }
-    const rows = await this.deps.db.query<Row>(
-      `SELECT * FROM clients WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`,
-      params,
-    );
-    return { object: 'list' as const, data: rows.slice(0, page.limit).map(toClientView), hasMore: rows.length > page.limit };
+  async list(organizationId: string, page: PageRequest & { email?: string }) {
+    return listNewestFirst(this.deps.db, {
+      table: 'clients',
+      organizationId,
+      conditions: ['deleted_at IS NULL'],
+      filters: [['lower(email)', page.email?.toLowerCase()]],
+      page,
+      what: 'client',
+      map: toClientView,
+    });
   }
+
 
   /** Tenant isolation: another organization's client is "not found". */
   async get(db: Queryable, organizationId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<ClientView> {

@@ -9,6 +9,7 @@
  * died) is claimed again, at most MAX_ATTEMPTS times in all. An export restarts from scratch; an
  * import is one transaction, so a dead node left nothing of it behind.
  */
+import { listNewestFirst, type PageRequest } from '../../db/pages.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Database, Queryable } from '../../db/database.js';
@@ -172,20 +173,10 @@ export class DataIoService {
   }
 
   /** Newest first, cursor-paginated like every list (SPEC §11). */
-  async list(organizationId: string, page: { limit: number; startingAfter: string | null }) {
-    const params: unknown[] = [organizationId, page.limit + 1];
-    let after = '';
-    if (page.startingAfter) {
-      await this.get(organizationId, page.startingAfter);
-      params.push(page.startingAfter);
-      after = 'AND (created_at, id) < (SELECT created_at, id FROM data_io_jobs WHERE id = $3)';
-    }
-    const rows = await this.deps.db.query<JobRow>(
-      `SELECT * FROM data_io_jobs WHERE organization_id = $1 ${after} ORDER BY created_at DESC, id DESC LIMIT $2`,
-      params,
-    );
-    return { object: 'list' as const, data: rows.slice(0, page.limit).map(toView), hasMore: rows.length > page.limit };
+  async list(organizationId: string, page: PageRequest) {
+    return listNewestFirst(this.deps.db, { table: 'data_io_jobs', organizationId, page, what: 'data I/O job', map: toView });
   }
+
 
   /** Tenant isolation: another organization's job is "not found". */
   async get(organizationId: string, id: string): Promise<DataIoJobView> {

@@ -5,6 +5,7 @@
  * Only drafts change (PATCH) or disappear (DELETE); an open invoice is voided instead, so every
  * invoice a client was ever shown stays in the books.
  */
+import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import { AppError, notFound, validationError } from '../../errors.js';
@@ -142,27 +143,17 @@ export class InvoiceService {
 
   /** Newest first, cursor-paginated; optional status and client filters. */
   async list(organizationId: string, page: InvoicePage) {
-    const params: unknown[] = [organizationId, page.limit + 1];
-    const where = ['organization_id = $1', 'deleted_at IS NULL'];
-    if (page.status) {
-      params.push(page.status);
-      where.push(`status = $${params.length}`);
-    }
-    if (page.clientId) {
-      params.push(page.clientId);
-      where.push(`client_id = $${params.length}`);
-    }
-    if (page.startingAfter) {
-      await this.get(this.deps.db, organizationId, page.startingAfter);
-      params.push(page.startingAfter);
-      where.push(`(created_at, id) < (SELECT created_at, id FROM invoices WHERE id = $${params.length})`);
-    }
-    const rows = await this.deps.db.query<InvoiceRow>(
-      `SELECT * FROM invoices WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`,
-      params,
-    );
-    return { object: 'list' as const, data: rows.slice(0, page.limit).map(toInvoiceView), hasMore: rows.length > page.limit };
+    return listNewestFirst(this.deps.db, {
+      table: 'invoices',
+      organizationId,
+      conditions: ['deleted_at IS NULL'],
+      filters: [['status', page.status], ['client_id', page.clientId]],
+      page,
+      what: 'invoice',
+      map: toInvoiceView,
+    });
   }
+
 
   /** An invoice of this organization, optionally row-locked in the caller's transaction; 404 otherwise. */
   async get(db: Queryable, organizationId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<InvoiceView> {

@@ -22,6 +22,7 @@
  * resumed; nodes down) issues ONE invoice, for the period the present falls in, then continues
  * from the next run after it. Missed periods are not billed retroactively.
  */
+import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import type { Logger } from '../../services.js';
@@ -152,27 +153,17 @@ export class RecurringScheduleService {
   }
 
   async list(organizationId: string, page: SchedulePage) {
-    const params: unknown[] = [organizationId, page.limit + 1];
-    const where = ['organization_id = $1', 'deleted_at IS NULL'];
-    if (page.status) {
-      params.push(page.status);
-      where.push(`status = $${params.length}`);
-    }
-    if (page.clientId) {
-      params.push(page.clientId);
-      where.push(`client_id = $${params.length}`);
-    }
-    if (page.startingAfter) {
-      await this.get(this.deps.db, organizationId, page.startingAfter);
-      params.push(page.startingAfter);
-      where.push(`(created_at, id) < (SELECT created_at, id FROM recurring_schedules WHERE id = $${params.length})`);
-    }
-    const rows = await this.deps.db.query<Row>(
-      `SELECT * FROM recurring_schedules WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`,
-      params,
-    );
-    return { object: 'list' as const, data: rows.slice(0, page.limit).map(toView), hasMore: rows.length > page.limit };
+    return listNewestFirst(this.deps.db, {
+      table: 'recurring_schedules',
+      organizationId,
+      conditions: ['deleted_at IS NULL'],
+      filters: [['status', page.status], ['client_id', page.clientId]],
+      page,
+      what: 'recurring schedule',
+      map: toView,
+    });
   }
+
 
   /** Tenant isolation: another organization's schedule is "not found". */
   async get(db: Queryable, organizationId: string, id: string): Promise<RecurringScheduleView> {

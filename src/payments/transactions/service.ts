@@ -3,6 +3,7 @@
  * `failed`. Refunds draw down a succeeded transaction; the database guarantees that the refunded
  * total never exceeds the amount, whatever the concurrency (guarded UPDATE + the table's CHECK).
  */
+import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import type { RequestContext } from '../../auth/context.js';
@@ -152,28 +153,16 @@ export class TransactionService {
   }
 
   async list(organizationId: string, filter: TransactionFilter) {
-    const params: unknown[] = [organizationId, filter.limit + 1];
-    const where = ['organization_id = $1'];
-    const add = (column: string, value: string | undefined) => {
-      if (value === undefined) return;
-      params.push(value);
-      where.push(`${column} = $${params.length}`);
-    };
-    add('status', filter.status);
-    add('client_id', filter.clientId);
-    add('checkout_id', filter.checkoutId);
-    add('invoice_id', filter.invoiceId);
-    if (filter.startingAfter) {
-      await this.get(this.deps.db, organizationId, filter.startingAfter);
-      params.push(filter.startingAfter);
-      where.push(`(created_at, id) < (SELECT created_at, id FROM transactions WHERE id = $${params.length})`);
-    }
-    const rows = await this.deps.db.query<Row>(
-      `SELECT * FROM transactions WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $2`,
-      params,
-    );
-    return { object: 'list' as const, data: rows.slice(0, filter.limit).map(toTransactionView), hasMore: rows.length > filter.limit };
+    return listNewestFirst(this.deps.db, {
+      table: 'transactions',
+      organizationId,
+      filters: [['status', filter.status], ['client_id', filter.clientId], ['checkout_id', filter.checkoutId], ['invoice_id', filter.invoiceId]],
+      page: filter,
+      what: 'transaction',
+      map: toTransactionView,
+    });
   }
+
 
   /** Tenant isolation: another organization's transaction is "not found". */
   async get(db: Queryable, organizationId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<TransactionView> {
