@@ -14,6 +14,7 @@ import { registerAuth } from '../auth/plugin.js';
 import { registerErrorHandling } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerDocsRoutes } from './docs-routes.js';
+import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuthRoutes } from '../auth/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';
 import { registerOrganizationRoutes } from '../organizations/routes.js';
@@ -145,6 +146,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
 
   registerHealthRoutes(app, services);
   registerDocsRoutes(app);
+  await registerAdminRoutes(app, services);
   registerAuthRoutes(app, services);
   registerKeyRoutes(app, services);
   registerOrganizationRoutes(app, services);

@@ -1,0 +1,238 @@
+/** Every organization (/admin/system/organizations): provision with an owner, delete (revokes its keys). */
+import { useId, useState, type FormEvent, type MouseEvent } from 'react';
+import { api, type ListPage, type Organization, type ProvisionResult } from '../api';
+import { Dialog } from '../components/Dialog';
+import { Badge, Empty, ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
+import { formatDate } from '../format';
+import { useLoad, usePageTitle } from '../hooks';
+import { useSession } from '../session';
+
+const BASE = '/v1/system/organizations';
+
+export function SystemOrganizationsPage() {
+  usePageTitle('Organizations');
+  const { refresh } = useSession();
+  const list = useLoad(() => api.get<ListPage<Organization>>(BASE, { limit: 100 }));
+  const [status, setStatus] = useState<string | null>(null);
+  const [deleting, setDeleting] = useState<{ org: Organization; opener: HTMLElement } | null>(null);
+  const [more, setMore] = useState<{ busy: boolean; error: unknown }>({ busy: false, error: null });
+
+  const loadMore = async () => {
+    const last = list.data?.data[list.data.data.length - 1];
+    if (!last) return;
+    setMore({ busy: true, error: null });
+    try {
+      const next = await api.get<ListPage<Organization>>(BASE, { limit: 100, startingAfter: last.id });
+      list.setData((current) => (current ? { ...next, data: [...current.data, ...next.data] } : next));
+      setMore({ busy: false, error: null });
+    } catch (error) {
+      setMore({ busy: false, error });
+    }
+  };
+
+  const [showDeleted, setShowDeleted] = useState(false);
+  const all = list.data?.data ?? [];
+  const orgs = showDeleted ? all : all.filter((o) => o.status === 'active');
+  const deletedCount = all.length - all.filter((o) => o.status === 'active').length;
+
+  return (
+    <>
+      <div className="page-header">
+        <div>
+          <h1 tabIndex={-1}>Organizations</h1>
+          <p className="page-lead">Every organization on this Paygate. Deleting one revokes all its keys at once.</p>
+        </div>
+      </div>
+
+      <StatusMessage message={status} />
+      <ProvisionForm
+        onProvisioned={(result) => {
+          setStatus(`Organization provisioned.`);
+          const { owner: _owner, initialApiKey: _key, ...org } = result;
+          list.setData((current) => (current ? { ...current, data: [org, ...current.data.filter((o) => o.id !== org.id)] } : current));
+          void refresh().catch(() => undefined);
+        }}
+      />
+
+      <div className="section-header">
+        <div className="check">
+          <input id="show-deleted-organizations" type="checkbox" checked={showDeleted} onChange={(e) => setShowDeleted(e.target.checked)} />
+          <label htmlFor="show-deleted-organizations">Show deleted organizations{deletedCount > 0 ? ` (${deletedCount})` : ''}</label>
+        </div>
+      </div>
+      {list.loading && !list.data && <Loading />}
+      <ErrorAlert error={list.error} />
+      {list.data &&
+        (orgs.length === 0 ? (
+          <Empty>No organizations yet.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table className="table">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">ID</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Created</th>
+                  <td className="actions-head">
+                    <span className="visually-hidden">Actions</span>
+                  </td>
+                </tr>
+              </thead>
+              <tbody>
+                {orgs.map((org) => (
+                  <tr key={org.id}>
+                    <td className="cell-title">{org.name}</td>
+                    <td>
+                      <code>{org.id}</code>
+                    </td>
+                    <td>
+                      <Badge status={org.status} />
+                    </td>
+                    <td>{formatDate(org.createdAt)}</td>
+                    <td className="row-actions">
+                      {org.status === 'active' && (
+                        <button
+                          type="button"
+                          className="button button-small button-danger-outline"
+                          aria-label={`Delete ${org.name}`}
+                          onClick={(event: MouseEvent<HTMLButtonElement>) => setDeleting({ org, opener: event.currentTarget })}
+                        >
+                          Delete
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ))}
+      {list.data?.hasMore && (
+        <div className="load-more">
+          <button type="button" className="button button-secondary" onClick={() => void loadMore()} disabled={more.busy}>
+            {more.busy ? 'Loading…' : 'Load more'}
+          </button>
+        </div>
+      )}
+      <ErrorAlert error={more.error} />
+
+      {deleting && (
+        <DeleteOrganizationDialog
+          org={deleting.org}
+          onClose={() => setDeleting(null)}
+          onDeleted={(deleted) => {
+            list.setData((current) => (current ? { ...current, data: current.data.map((o) => (o.id === deleted.id ? deleted : o)) } : current));
+            setDeleting(null);
+            setStatus('Organization deleted.');
+            void refresh().catch(() => undefined);
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionResult) => void }) {
+  const id = useId();
+  const [name, setName] = useState('');
+  const [ownerEmail, setOwnerEmail] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [invitation, setInvitation] = useState<string | null>(null);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    setInvitation(null);
+    try {
+      const body: Record<string, unknown> = { name: name.trim() };
+      if (ownerEmail.trim()) body.owner = { email: ownerEmail.trim() };
+      const result = await api.post<ProvisionResult>(BASE, body);
+      setInvitation(result.owner?.invitationUrl ?? null);
+      setName('');
+      setOwnerEmail('');
+      onProvisioned(result);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="card form-card" aria-labelledby={`${id}-title`} onSubmit={submit} noValidate>
+      <h2 id={`${id}-title`}>Provision organization</h2>
+      <ErrorAlert error={error} />
+      <div className="form-row">
+        <div className="field">
+          <label htmlFor={`${id}-name`}>Name</label>
+          <input id={`${id}-name`} value={name} maxLength={200} onChange={(e) => setName(e.target.value)} required />
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-owner`}>Owner email</label>
+          <input
+            id={`${id}-owner`}
+            type="email"
+            autoComplete="off"
+            value={ownerEmail}
+            onChange={(e) => setOwnerEmail(e.target.value)}
+            aria-describedby={`${id}-owner-hint`}
+          />
+        </div>
+        <div className="field field-button">
+          <button type="submit" className="button button-primary" disabled={busy}>
+            Provision
+          </button>
+        </div>
+      </div>
+      <p id={`${id}-owner-hint`} className="field-hint">
+        Optional. A new user gets an invitation link to set a password; an existing user simply becomes an owner.
+      </p>
+      {invitation && (
+        <div className="alert alert-success invitation">
+          <p className="invitation-label">Invitation link for the owner</p>
+          <code className="invitation-url">{invitation}</code>
+          <p className="field-hint">It works once, for 7 days.</p>
+        </div>
+      )}
+    </form>
+  );
+}
+
+function DeleteOrganizationDialog({ org, onClose, onDeleted }: { org: Organization; onClose: () => void; onDeleted: (org: Organization) => void }) {
+  const id = useId();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  const remove = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const result = await api.delete<Organization | undefined>(`${BASE}/${encodeURIComponent(org.id)}`);
+      onDeleted(result && typeof result === 'object' && 'id' in result ? result : { ...org, status: 'deleted', deletedAt: new Date().toISOString() });
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog title="Delete organization" onClose={onClose} describedBy={`${id}-text`}>
+      <ErrorAlert error={error} />
+      <p id={`${id}-text`}>
+        Deleting <strong>{org.name}</strong> revokes every API key of the organization at once and ends its members' access. This cannot be
+        undone.
+      </p>
+      <div className="dialog-actions">
+        <button type="button" className="button button-secondary" onClick={onClose} data-autofocus>
+          Cancel
+        </button>
+        <button type="button" className="button button-danger" onClick={() => void remove()} disabled={busy}>
+          Delete organization
+        </button>
+      </div>
+    </Dialog>
+  );
+}

@@ -1,0 +1,137 @@
+/** System settings (/admin/system/settings), SPEC §6. */
+import { useEffect, useId, useState, type FormEvent } from 'react';
+import { api, ApiError, type SystemSettings } from '../api';
+import { ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
+import { formatDate } from '../format';
+import { useLoad, usePageTitle } from '../hooks';
+
+interface Draft {
+  ttl: string;
+  grace: string;
+  maxLifetime: string;
+}
+
+const toDraft = (s: SystemSettings): Draft => ({
+  ttl: String(s.portalMagicLinkTtlMinutes),
+  grace: String(s.apiKeyRotationGraceMinutes),
+  maxLifetime: s.apiKeyMaxLifetimeDays === null ? '' : String(s.apiKeyMaxLifetimeDays),
+});
+
+/** A whole number from a field, or a field error; the server checks the ranges again. */
+function parseWhole(value: string, path: string, errors: { path: string; message: string }[]): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isInteger(n)) errors.push({ path, message: 'must be a whole number' });
+  return n;
+}
+
+export function SystemSettingsPage() {
+  usePageTitle('System settings');
+  const id = useId();
+  const settings = useLoad(() => api.get<SystemSettings>('/v1/system/settings'));
+  const [draft, setDraft] = useState<Draft>({ ttl: '', grace: '', maxLifetime: '' });
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [status, setStatus] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (settings.data) setDraft(toDraft(settings.data));
+  }, [settings.data]);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    setStatus(null);
+    const errors: { path: string; message: string }[] = [];
+    const body = {
+      portalMagicLinkTtlMinutes: parseWhole(draft.ttl, 'Portal magic link TTL (minutes)', errors),
+      apiKeyRotationGraceMinutes: parseWhole(draft.grace, 'Rotation grace default (minutes)', errors),
+      apiKeyMaxLifetimeDays: draft.maxLifetime.trim() === '' ? null : parseWhole(draft.maxLifetime, 'Maximum key lifetime (days)', errors),
+    };
+    if (errors.length > 0) {
+      setError(new ApiError(0, { title: 'Check the form', detail: 'Some fields need attention.', errors }));
+      return;
+    }
+    setBusy(true);
+    try {
+      const saved = await api.patch<SystemSettings>('/v1/system/settings', body);
+      settings.setData(() => saved);
+      setStatus('Settings saved');
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <>
+      <div className="page-header">
+        <div>
+          <h1 tabIndex={-1}>System settings</h1>
+          <p className="page-lead">Defaults and limits that apply to every organization.</p>
+        </div>
+      </div>
+      {settings.loading && !settings.data && <Loading />}
+      <ErrorAlert error={settings.error} />
+      {settings.data && (
+        <form className="card form-card narrow" onSubmit={submit} noValidate>
+          <ErrorAlert error={error} />
+          <div className="field">
+            <label htmlFor={`${id}-ttl`}>Portal magic link TTL (minutes)</label>
+            <input
+              id={`${id}-ttl`}
+              type="number"
+              inputMode="numeric"
+              min={1}
+              max={1440}
+              value={draft.ttl}
+              onChange={(e) => setDraft({ ...draft, ttl: e.target.value })}
+              aria-describedby={`${id}-ttl-hint`}
+            />
+            <p id={`${id}-ttl-hint`} className="field-hint">
+              1 to 1440. The longest a customer portal magic link stays valid; requests for longer get this.
+            </p>
+          </div>
+          <div className="field">
+            <label htmlFor={`${id}-grace`}>Rotation grace default (minutes)</label>
+            <input
+              id={`${id}-grace`}
+              type="number"
+              inputMode="numeric"
+              min={0}
+              max={10080}
+              value={draft.grace}
+              onChange={(e) => setDraft({ ...draft, grace: e.target.value })}
+              aria-describedby={`${id}-grace-hint`}
+            />
+            <p id={`${id}-grace-hint`} className="field-hint">
+              0 to 10080. How long a rotated key's previous secret keeps working when the rotation names no grace period.
+            </p>
+          </div>
+          <div className="field">
+            <label htmlFor={`${id}-lifetime`}>Maximum key lifetime (days)</label>
+            <input
+              id={`${id}-lifetime`}
+              type="number"
+              inputMode="numeric"
+              min={1}
+              value={draft.maxLifetime}
+              onChange={(e) => setDraft({ ...draft, maxLifetime: e.target.value })}
+              aria-describedby={`${id}-lifetime-hint`}
+            />
+            <p id={`${id}-lifetime-hint`} className="field-hint">
+              Empty: no limit. When set, new keys expire no later than this many days after creation.
+            </p>
+          </div>
+          <p className="muted small">Last changed {formatDate(settings.data.updatedAt)}.</p>
+          <div className="form-actions">
+            <button type="submit" className="button button-primary" disabled={busy}>
+              Save settings
+            </button>
+          </div>
+          <StatusMessage message={status} />
+        </form>
+      )}
+    </>
+  );
+}
