@@ -67,3 +67,19 @@ export function Badge({ status }: { status: string }) {
           : 'neutral';
   return <span className={`badge badge-${tone}`}>{status}</span>;
 }
+
+/** "Load more" under a cursor-paginated list, with its own busy state and error. */
+export function LoadMore({ hasMore, busy, error, onLoad }: { hasMore: boolean | undefined; busy: boolean; error: unknown; onLoad: () => Promise<void> }) {
+  return (
+    <>
+      {hasMore && (
+        <div className="load-more">
+          <button type="button" className="button button-secondary" onClick={() => void onLoad()} disabled={busy}>
+            {busy ? 'Loading…' : 'Load more'}
+          </button>
+        </div>
+      )}
+      <ErrorAlert error={error} />
+    </>
+  );
+}

@@ -2,7 +2,7 @@
 import { useId, useState, type FormEvent } from 'react';
 import { api, orgPath, type AuditEvent, type IntegrityReport, type ListPage } from '../api';
 import { Dialog } from '../components/Dialog';
-import { Badge, Empty, ErrorAlert, Loading } from '../components/Feedback';
+import { Badge, Empty, ErrorAlert, Loading, LoadMore } from '../components/Feedback';
 import { formatDateLong, localInputToIso } from '../format';
 import { useLoad, usePageTitle } from '../hooks';
 import { AUDIT_ACTIONS } from '../scopes';
@@ -187,14 +187,7 @@ export function AuditLogPage({ organizationId }: { organizationId: string }) {
             </table>
           </div>
         ))}
-      {events.data?.hasMore && (
-        <div className="load-more">
-          <button type="button" className="button button-secondary" onClick={() => void loadMore()} disabled={more.busy}>
-            {more.busy ? 'Loading…' : 'Load more'}
-          </button>
-        </div>
-      )}
-      <ErrorAlert error={more.error} />
+      <LoadMore hasMore={events.data?.hasMore} busy={more.busy} error={more.error} onLoad={loadMore} />
 
       {detail && (
         <Dialog title="Event details" onClose={() => setDetail(null)} wide>

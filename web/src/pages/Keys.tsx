@@ -5,7 +5,7 @@
 import { useCallback, useId, useRef, useState, type FormEvent, type MouseEvent } from 'react';
 import { api, ApiError, orgPath, type ApiKey, type ListPage, type Tier } from '../api';
 import { Dialog } from '../components/Dialog';
-import { Badge, Empty, ErrorAlert, Loading } from '../components/Feedback';
+import { Badge, Empty, ErrorAlert, Loading, LoadMore } from '../components/Feedback';
 import { formatDate, formatDateLong, localInputToIso } from '../format';
 import { useLoad, usePageTitle } from '../hooks';
 import { ACTIONS, PRESETS, RESOURCES } from '../scopes';
@@ -190,14 +190,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
               </table>
             </div>
           )}
-          {list.data.hasMore && (
-            <div className="load-more">
-              <button type="button" className="button button-secondary" onClick={() => void loadMore()} disabled={more.busy}>
-                {more.busy ? 'Loading…' : 'Load more'}
-              </button>
-            </div>
-          )}
-          <ErrorAlert error={more.error} />
+          <LoadMore hasMore={list.data.hasMore} busy={more.busy} error={more.error} onLoad={loadMore} />
         </>
       )}
 

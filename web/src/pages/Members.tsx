@@ -1,7 +1,7 @@
 /** Members of the selected organization (/admin/members): owners and global admins add, re-role and remove. */
 import { useId, useState, type FormEvent } from 'react';
 import { api, orgPath, type ListPage, type Member, type Role } from '../api';
-import { Empty, ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
+import { Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
 import { formatDate } from '../format';
 import { useLoad, usePageTitle } from '../hooks';
 import { useSession } from '../session';
@@ -161,14 +161,7 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
             </table>
           </div>
         ))}
-      {list.data?.hasMore && (
-        <div className="load-more">
-          <button type="button" className="button button-secondary" onClick={() => void loadMore()} disabled={more.busy}>
-            {more.busy ? 'Loading…' : 'Load more'}
-          </button>
-        </div>
-      )}
-      <ErrorAlert error={more.error} />
+      <LoadMore hasMore={list.data?.hasMore} busy={more.busy} error={more.error} onLoad={loadMore} />
     </>
   );
 }

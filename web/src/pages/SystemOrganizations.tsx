@@ -2,7 +2,7 @@
 import { useId, useState, type FormEvent, type MouseEvent } from 'react';
 import { api, type ListPage, type Organization, type ProvisionResult } from '../api';
 import { Dialog } from '../components/Dialog';
-import { Badge, Empty, ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
+import { Badge, Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
 import { formatDate } from '../format';
 import { useLoad, usePageTitle } from '../hooks';
 import { useSession } from '../session';
@@ -108,14 +108,7 @@ export function SystemOrganizationsPage() {
             </table>
           </div>
         ))}
-      {list.data?.hasMore && (
-        <div className="load-more">
-          <button type="button" className="button button-secondary" onClick={() => void loadMore()} disabled={more.busy}>
-            {more.busy ? 'Loading…' : 'Load more'}
-          </button>
-        </div>
-      )}
-      <ErrorAlert error={more.error} />
+      <LoadMore hasMore={list.data?.hasMore} busy={more.busy} error={more.error} onLoad={loadMore} />
 
       {deleting && (
         <DeleteOrganizationDialog
