@@ -236,7 +236,15 @@ function Shell() {
         </div>
       )}
       <div className="layout">
-        <nav aria-label="Main" id="main-nav" className={menuOpen ? 'sidenav open' : 'sidenav'}>
+        <nav
+          aria-label="Main"
+          id="main-nav"
+          className={menuOpen ? 'sidenav open' : 'sidenav'}
+          // Any link closes the menu, including the link of the page already shown.
+          onClick={(event) => {
+            if ((event.target as HTMLElement).closest('a')) setMenuOpen(false);
+          }}
+        >
           <p className="nav-heading">Organization</p>
           <ul>
             {links.map((l) => (
