@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { InvalidationBus } from './cache/invalidation.js';
 import { makePeppers, type Peppers } from './keys/hash.js';
+import { setAuditChainKey } from './audit/record.js';
 import { KeyVerifier } from './keys/verify.js';
 import { ApiKeyService } from './keys/service.js';
 import { SessionService } from './auth/sessions.js';
@@ -54,6 +55,7 @@ export interface Services {
 export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger): Services {
   const bus = new InvalidationBus(db, log, { heartbeatMs: config.heartbeatMs, ...(config.nodeId ? { nodeId: config.nodeId } : {}) });
   const peppers = makePeppers([secrets.pepper]);
+  setAuditChainKey(peppers.auditChainKey);
   const settings = new SettingsService({ db, bus });
   const metrics = createMetrics({
     cacheStats: () => ({ hits: verifier.stats.cacheHits, misses: verifier.stats.cacheMisses, negativeHits: verifier.stats.negativeHits, size: verifier.cacheSize }),

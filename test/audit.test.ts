@@ -524,6 +524,29 @@ describe('audit log', () => {
       await tamper(node, 'UPDATE audit_events SET ip = $2, hash = $3 WHERE id = $1', [victim.id, forged.ip, eventHash(row!.prev_hash, forged)]);
       expect(await check()).toMatchObject({ ok: false, firstBrokenEventId: events[2]!.id });
     });
+
+    it('without the pepper-derived key, even a whole rewritten chain with a matching head is detected', async () => {
+      await freshChain();
+      const { canonicalJson } = await import('../src/audit/record.js');
+      const { createHash } = await import('node:crypto');
+      const victim = events[1]!;
+      // An attacker with write access to the database but not the pepper: rewrites the event and
+      // recomputes every later hash and the chain head with plain SHA-256.
+      const rows = await node.db.query<Record<string, any>>('SELECT * FROM audit_events WHERE seq >= (SELECT seq FROM audit_events WHERE id = $1) ORDER BY seq', [victim.id]);
+      let prev = rows[0]!.prev_hash as string;
+      for (const row of rows) {
+        const ip = row.id === victim.id ? '198.51.100.1' : row.ip;
+        const fields = {
+          id: row.id, at: row.at.toISOString(), action: row.action, actor: { type: row.actor_type, id: row.actor_id },
+          organizationId: row.organization_id, target: row.target, ip, requestId: row.request_id, outcome: row.outcome, details: row.details,
+        };
+        const hash = createHash('sha256').update(prev).update('\n').update(canonicalJson(fields)).digest('hex');
+        await tamper(node, 'UPDATE audit_events SET ip = $2, prev_hash = $3, hash = $4 WHERE id = $1', [row.id, ip, prev, hash]);
+        prev = hash;
+      }
+      await tamper(node, 'UPDATE audit_chain_head SET hash = $1 WHERE id = 1', [prev]);
+      expect(await check()).toMatchObject({ ok: false, firstBrokenEventId: victim.id });
+    });
   });
 
   describe('secrets at rest', () => {

@@ -2,8 +2,11 @@
  * Appending to the hash-chained audit log. Callers pass the transaction that makes the change, so an
  * event exists exactly when its change does. Each event's hash covers the previous event's hash and a
  * canonical form of its own fields; changing, removing or reordering a row breaks the chain.
+ *
+ * The chain is keyed: HMAC-SHA256 with a key derived from the secret pepper. Whoever can write to the
+ * database but does not hold the pepper cannot rewrite an event and recompute a chain that verifies.
  */
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Queryable } from '../db/database.js';
 import { newId } from '../ids.js';
 import type { AuditEvent, AuditInput } from './events.js';
@@ -18,9 +21,18 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
+let chainKey: Buffer | null = null;
+
+/** Set once at start from the pepper (services.ts); every node of a deployment derives the same key. */
+export function setAuditChainKey(key: Buffer): void {
+  chainKey = key;
+}
+
 export function eventHash(prevHash: string, event: AuditEvent): string {
+  // Fail closed: an unkeyed chain would silently lose its protection.
+  if (!chainKey) throw new Error('the audit chain key is not configured');
   const { object: _object, ...fields } = event;
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(fields)).digest('hex');
+  return createHmac('sha256', chainKey).update(prevHash).update('\n').update(canonicalJson(fields)).digest('hex');
 }
 
 /**

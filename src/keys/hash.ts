@@ -16,6 +16,8 @@ export interface Peppers {
   byVersion: Map<number, Pepper>;
   /** Key for the id tag of keys/token.ts, derived from the first pepper so it never changes. */
   idTagKey: Buffer;
+  /** Key of the audit log's hash chain (audit/record.ts), derived the same way. */
+  auditChainKey: Buffer;
 }
 
 export function makePeppers(secrets: string[]): Peppers {
@@ -26,6 +28,7 @@ export function makePeppers(secrets: string[]): Peppers {
     current: list[list.length - 1]!,
     byVersion: new Map(list.map((p) => [p.version, p])),
     idTagKey: Buffer.from(hkdfSync('sha256', first.key, Buffer.alloc(0), 'paygate key-id tag v1', 32)),
+    auditChainKey: Buffer.from(hkdfSync('sha256', first.key, Buffer.alloc(0), 'paygate audit chain v1', 32)),
   };
 }
 
