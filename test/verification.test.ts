@@ -90,6 +90,26 @@ describe('API key verification', () => {
     expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
   });
 
+  it('concurrent first uses of one key cost a single database lookup', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    const before = t.services.verifier.stats.databaseLookups;
+    // Twenty verifications started in the same tick, as when a hot key's cache entry expires under load.
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => t.services.verifier.verify(key.secret!, '127.0.0.1')));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
+  });
+
+  it('a verification that starts after an invalidation never joins a read that began before it', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    const before = t.services.verifier.stats.databaseLookups;
+    const early = t.services.verifier.verify(key.secret!, '127.0.0.1'); // its read is in flight
+    t.services.bus.generation++; // an invalidation arrives now (e.g. a revocation on another node)
+    const late = t.services.verifier.verify(key.secret!, '127.0.0.1');
+    await Promise.all([early, late]);
+    // The late one read the database itself instead of taking the early read's (possibly stale) result.
+    expect(t.services.verifier.stats.databaseLookups - before).toBe(2);
+  });
+
   it('while the invalidation channel is down, the cache is not trusted', async () => {
     const key = await createOrgKey(t, org.organizationId, ['client:read']);
     await whoami(`Bearer ${key.secret}`);

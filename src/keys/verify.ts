@@ -52,6 +52,7 @@ export class KeyVerifier {
   private readonly positive: LruCache<string, CachedKey>;
   private readonly negative: LruCache<string, true>;
   private usage = new Map<string, number>();
+  private inflight = new Map<string, { generation: number; promise: Promise<CachedKey | null> }>();
   private flushTimer: NodeJS.Timeout | null = null;
   readonly stats: VerifierStats = { databaseLookups: 0, cacheHits: 0, cacheMisses: 0, negativeHits: 0 };
 
@@ -143,9 +144,22 @@ export class KeyVerifier {
       return null;
     }
     this.stats.cacheMisses++;
+    // Concurrent misses for one key share one read (no stampede when a hot key's entry expires), but
+    // only while no invalidation has arrived since that read began: a request that comes after a
+    // revocation never takes a result read before it.
+    const generation = this.deps.bus.generation;
+    const flight = this.inflight.get(id);
+    if (flight && flight.generation === generation) return flight.promise;
+    const promise = this.read(id, generation, trusted).finally(() => {
+      if (this.inflight.get(id)?.promise === promise) this.inflight.delete(id);
+    });
+    this.inflight.set(id, { generation, promise });
+    return promise;
+  }
+
+  private async read(id: string, generation: number, trusted: boolean): Promise<CachedKey | null> {
     this.stats.databaseLookups++;
     // An invalidation that lands while we read must win: cache only if none arrived meanwhile.
-    const generation = this.deps.bus.generation;
     const record = await findKeyById(this.deps.db, id);
     const cacheable = trusted && this.deps.bus.trusted && generation === this.deps.bus.generation;
     if (!record) {
