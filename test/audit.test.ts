@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemContext } from '../src/auth/context.js';
 import { recordAudit } from '../src/audit/record.js';
+import type { AuditEvent } from '../src/audit/events.js';
 import {
   createOrgKey,
   createOrgWithKey,
@@ -21,19 +22,8 @@ import {
   type TestApp,
 } from './harness.js';
 
-interface Event {
-  id: string;
-  object: 'audit_event';
-  at: string;
-  action: string;
-  actor: { type: string; id: string | null };
-  organizationId: string | null;
-  target: { type: string; id: string } | null;
-  ip: string | null;
-  requestId: string | null;
-  outcome: string;
-  details: Record<string, unknown>;
-}
+/** The API's event shape, as the server defines it. */
+type Event = AuditEvent;
 
 const requestId = (label: string) => `${label}-${randomBytes(6).toString('hex')}`;
 
