@@ -49,3 +49,29 @@ export function useLoad<T>(load: () => Promise<T>): Loaded<T> {
   const setData = useCallback((update: (current: T | null) => T | null) => setDataState(update), []);
   return { data, error, loading, reload, setData };
 }
+
+export interface Action {
+  busy: boolean;
+  error: unknown;
+  setError: (error: unknown) => void;
+  /** Runs `action` with busy set and the previous error cleared; an error it throws is kept for display. */
+  run: (action: () => Promise<void>) => Promise<void>;
+}
+
+/** The busy and error state of a user action (a submit, a confirmation, "Load more"). */
+export function useAction(): Action {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = useCallback(async (action: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, setError, run };
+}

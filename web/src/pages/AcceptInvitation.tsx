@@ -5,7 +5,7 @@
 import { useId, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { ErrorAlert } from '../components/Feedback';
-import { usePageTitle } from '../hooks';
+import { usePageTitle, useAction } from '../hooks';
 import { Link } from '../router';
 
 function takeToken(): string {
@@ -23,8 +23,7 @@ export function AcceptInvitationPage() {
   const [token] = useState(() => (initialToken ??= takeToken()));
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, setError, run } = useAction();
   const [done, setDone] = useState(false);
 
   const submit = async (event: FormEvent) => {
@@ -34,15 +33,10 @@ export function AcceptInvitationPage() {
       setError(new Error('The two passwords differ.'));
       return;
     }
-    setBusy(true);
-    try {
+    await run(async () => {
       await request('POST', '/v1/auth/invitations/accept', { body: { token, password }, quiet401: true });
       setDone(true);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -4,7 +4,7 @@ import { api, orgPath, type AuditEvent, type IntegrityReport, type ListPage } fr
 import { Dialog } from '../components/Dialog';
 import { Badge, Empty, ErrorAlert, Loading, LoadMore } from '../components/Feedback';
 import { formatDateLong, localInputToIso } from '../format';
-import { useLoad, usePageTitle } from '../hooks';
+import { useLoad, usePageTitle, useAction } from '../hooks';
 import { AUDIT_ACTIONS } from '../scopes';
 import { useSession } from '../session';
 
@@ -28,7 +28,7 @@ export function AuditLogPage({ organizationId }: { organizationId: string }) {
   const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const [applied, setApplied] = useState<Filters>(NO_FILTERS);
   const [filterError, setFilterError] = useState<unknown>(null);
-  const [more, setMore] = useState<{ busy: boolean; error: unknown }>({ busy: false, error: null });
+  const more = useAction();
   const [detail, setDetail] = useState<AuditEvent | null>(null);
 
   const query = (f: Filters, startingAfter?: string) => ({
@@ -66,14 +66,10 @@ export function AuditLogPage({ organizationId }: { organizationId: string }) {
   const loadMore = async () => {
     const last = events.data?.data[events.data.data.length - 1];
     if (!last) return;
-    setMore({ busy: true, error: null });
-    try {
+    await more.run(async () => {
       const next = await api.get<ListPage<AuditEvent>>(path, query(applied, last.id));
       events.setData((current) => (current ? { ...next, data: [...current.data, ...next.data] } : next));
-      setMore({ busy: false, error: null });
-    } catch (error) {
-      setMore({ busy: false, error });
-    }
+    });
   };
 
   const rows = events.data?.data ?? [];

@@ -7,7 +7,7 @@ import { api, ApiError, orgPath, type ApiKey, type ListPage, type Tier } from '.
 import { Dialog } from '../components/Dialog';
 import { Badge, Empty, ErrorAlert, Loading, LoadMore } from '../components/Feedback';
 import { formatDate, formatDateLong, localInputToIso } from '../format';
-import { useLoad, usePageTitle } from '../hooks';
+import { useLoad, usePageTitle, useAction } from '../hooks';
 import { ACTIONS, PRESETS, RESOURCES } from '../scopes';
 import { useSession } from '../session';
 
@@ -37,7 +37,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
 
   const [modal, setModal] = useState<Modal>({ kind: 'none' });
   const opener = useRef<HTMLElement | null>(null);
-  const [more, setMore] = useState<{ busy: boolean; error: unknown }>({ busy: false, error: null });
+  const more = useAction();
 
   const list = useLoad(() =>
     can('read') ? api.get<ListPage<ApiKey>>(base, { limit: PAGE_SIZE }) : Promise.resolve<ListPage<ApiKey>>({ object: 'list', data: [], hasMore: false }),
@@ -46,14 +46,10 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
   const loadMore = async () => {
     const last = list.data?.data[list.data.data.length - 1];
     if (!last) return;
-    setMore({ busy: true, error: null });
-    try {
+    await more.run(async () => {
       const next = await api.get<ListPage<ApiKey>>(base, { limit: PAGE_SIZE, startingAfter: last.id });
       list.setData((current) => (current ? { ...next, data: [...current.data, ...next.data] } : next));
-      setMore({ busy: false, error: null });
-    } catch (error) {
-      setMore({ busy: false, error });
-    }
+    });
   };
 
   const open = (next: Modal) => (event: MouseEvent<HTMLElement>) => {
@@ -268,8 +264,7 @@ function CreateKeyDialog({ tier, base, onClose, onCreated }: CreateKeyDialogProp
   const [rateRequests, setRateRequests] = useState('');
   const [rateWindow, setRateWindow] = useState('');
   const [scopes, setScopes] = useState<Set<string>>(new Set());
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, setError, run } = useAction();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -299,14 +294,10 @@ function CreateKeyDialog({ tier, base, onClose, onCreated }: CreateKeyDialogProp
     if (expiresIso) body.expiresAt = expiresIso;
     if (ips.length > 0) body.allowedIps = ips;
     if (rateLimit) body.rateLimit = rateLimit;
-    setBusy(true);
-    try {
+    await run(async () => {
       const key = await api.post<ApiKey>(base, body);
       onCreated(key);
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -536,20 +527,14 @@ function RotateDialog({
 }) {
   const id = useId();
   const [grace, setGrace] = useState<number>(1440);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const key = await api.post<ApiKey>(`${base}/${encodeURIComponent(apiKey.id)}/rotate`, { gracePeriodMinutes: grace });
       onRotated(key, grace);
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -593,18 +578,12 @@ function RotateDialog({
 
 function RevokeDialog({ apiKey, base, onClose, onRevoked }: { apiKey: ApiKey; base: string; onClose: () => void; onRevoked: (key: ApiKey) => void }) {
   const id = useId();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
 
   const revoke = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       onRevoked(await api.post<ApiKey>(`${base}/${encodeURIComponent(apiKey.id)}/revoke`));
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -631,22 +610,16 @@ function RevokeDialog({ apiKey, base, onClose, onRevoked }: { apiKey: ApiKey; ba
 function DeleteDialog({ apiKey, base, onClose, onDeleted }: { apiKey: ApiKey; base: string; onClose: () => void; onDeleted: (id: string) => void }) {
   const id = useId();
   const [typed, setTyped] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const matches = typed === apiKey.name;
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     if (!matches) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await api.delete(`${base}/${encodeURIComponent(apiKey.id)}`);
       onDeleted(apiKey.id);
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
+    });
   };
 
   return (

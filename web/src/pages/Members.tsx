@@ -3,7 +3,7 @@ import { useId, useState, type FormEvent } from 'react';
 import { api, orgPath, type ListPage, type Member, type Role } from '../api';
 import { Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
 import { formatDate } from '../format';
-import { useLoad, usePageTitle } from '../hooks';
+import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
 
 const ROLES: { value: Role; label: string }[] = [
@@ -20,7 +20,7 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
   const [status, setStatus] = useState<string | null>(null);
   const [rowError, setRowError] = useState<unknown>(null);
   const [busyRow, setBusyRow] = useState<string | null>(null);
-  const [more, setMore] = useState<{ busy: boolean; error: unknown }>({ busy: false, error: null });
+  const more = useAction();
 
   const list = useLoad(() =>
     permissions.manageMembers ? api.get<ListPage<Member>>(base, { limit: 100 }) : Promise.resolve<ListPage<Member>>({ object: 'list', data: [], hasMore: false }),
@@ -38,14 +38,10 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
   const loadMore = async () => {
     const last = list.data?.data[list.data.data.length - 1];
     if (!last) return;
-    setMore({ busy: true, error: null });
-    try {
+    await more.run(async () => {
       const next = await api.get<ListPage<Member>>(base, { limit: 100, startingAfter: last.userId });
       list.setData((current) => (current ? { ...next, data: [...current.data, ...next.data] } : next));
-      setMore({ busy: false, error: null });
-    } catch (error) {
-      setMore({ busy: false, error });
-    }
+    });
   };
 
   const changeRole = async (member: Member, role: Role) => {
@@ -171,16 +167,13 @@ function AddMemberForm({ base, onAdded }: { base: string; onAdded: (member: Memb
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<Role>('developer');
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const [added, setAdded] = useState<Member | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setAdded(null);
-    try {
+    await run(async () => {
       const body: Record<string, string> = { email: email.trim(), role };
       if (password) body.password = password;
       const member = await api.post<Member>(base, body);
@@ -188,11 +181,7 @@ function AddMemberForm({ base, onAdded }: { base: string; onAdded: (member: Memb
       onAdded(member);
       setEmail('');
       setPassword('');
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

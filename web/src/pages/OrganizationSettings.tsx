@@ -3,7 +3,7 @@ import { useEffect, useId, useState, type FormEvent } from 'react';
 import { api, orgPath, type Organization } from '../api';
 import { ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
 import { formatDate } from '../format';
-import { useLoad, usePageTitle } from '../hooks';
+import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
 
 export function OrganizationSettingsPage({ organizationId }: { organizationId: string }) {
@@ -15,8 +15,7 @@ export function OrganizationSettingsPage({ organizationId }: { organizationId: s
   const canUpdate = permissions.can('organization:update');
   const org = useLoad(() => api.get<Organization>(path));
   const [name, setName] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const [status, setStatus] = useState<string | null>(null);
 
   useEffect(() => {
@@ -25,20 +24,14 @@ export function OrganizationSettingsPage({ organizationId }: { organizationId: s
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setStatus(null);
-    try {
+    await run(async () => {
       const updated = await api.patch<Organization>(path, { name: name.trim() });
       org.setData(() => updated);
       setStatus('Organization saved');
       // The organization switcher shows the new name.
       await refresh().catch(() => undefined);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   if (!canRead) {

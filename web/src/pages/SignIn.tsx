@@ -1,7 +1,7 @@
 import { useId, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { ErrorAlert } from '../components/Feedback';
-import { usePageTitle } from '../hooks';
+import { usePageTitle, useAction } from '../hooks';
 
 interface SignInProps {
   notice: string | null;
@@ -12,22 +12,16 @@ export function SignInPage({ notice, onSignedIn }: SignInProps) {
   usePageTitle('Sign in');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const emailId = useId();
   const passwordId = useId();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await request('POST', '/v1/auth/login', { body: { email: email.trim(), password }, quiet401: true });
       await onSignedIn();
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
+    });
   };
 
   return (

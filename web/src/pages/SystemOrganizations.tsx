@@ -4,7 +4,7 @@ import { api, type ListPage, type Organization, type ProvisionResult } from '../
 import { Dialog } from '../components/Dialog';
 import { Badge, Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
 import { formatDate } from '../format';
-import { useLoad, usePageTitle } from '../hooks';
+import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
 
 const BASE = '/v1/system/organizations';
@@ -15,19 +15,15 @@ export function SystemOrganizationsPage() {
   const list = useLoad(() => api.get<ListPage<Organization>>(BASE, { limit: 100 }));
   const [status, setStatus] = useState<string | null>(null);
   const [deleting, setDeleting] = useState<{ org: Organization; opener: HTMLElement } | null>(null);
-  const [more, setMore] = useState<{ busy: boolean; error: unknown }>({ busy: false, error: null });
+  const more = useAction();
 
   const loadMore = async () => {
     const last = list.data?.data[list.data.data.length - 1];
     if (!last) return;
-    setMore({ busy: true, error: null });
-    try {
+    await more.run(async () => {
       const next = await api.get<ListPage<Organization>>(BASE, { limit: 100, startingAfter: last.id });
       list.setData((current) => (current ? { ...next, data: [...current.data, ...next.data] } : next));
-      setMore({ busy: false, error: null });
-    } catch (error) {
-      setMore({ busy: false, error });
-    }
+    });
   };
 
   const [showDeleted, setShowDeleted] = useState(false);
@@ -130,16 +126,13 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
   const id = useId();
   const [name, setName] = useState('');
   const [ownerEmail, setOwnerEmail] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
   const [invitation, setInvitation] = useState<string | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
     setInvitation(null);
-    try {
+    await run(async () => {
       const body: Record<string, unknown> = { name: name.trim() };
       if (ownerEmail.trim()) body.owner = { email: ownerEmail.trim() };
       const result = await api.post<ProvisionResult>(BASE, body);
@@ -147,11 +140,7 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
       setName('');
       setOwnerEmail('');
       onProvisioned(result);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -196,19 +185,13 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
 
 function DeleteOrganizationDialog({ org, onClose, onDeleted }: { org: Organization; onClose: () => void; onDeleted: (org: Organization) => void }) {
   const id = useId();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, run } = useAction();
 
   const remove = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const result = await api.delete<Organization | undefined>(`${BASE}/${encodeURIComponent(org.id)}`);
       onDeleted(result && typeof result === 'object' && 'id' in result ? result : { ...org, status: 'deleted', deletedAt: new Date().toISOString() });
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
+    });
   };
 
   return (

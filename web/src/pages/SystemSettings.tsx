@@ -3,7 +3,7 @@ import { useEffect, useId, useState, type FormEvent } from 'react';
 import { api, ApiError, type SystemSettings } from '../api';
 import { ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
 import { formatDate } from '../format';
-import { useLoad, usePageTitle } from '../hooks';
+import { useLoad, usePageTitle, useAction } from '../hooks';
 
 interface Draft {
   ttl: string;
@@ -29,8 +29,7 @@ export function SystemSettingsPage() {
   const id = useId();
   const settings = useLoad(() => api.get<SystemSettings>('/v1/system/settings'));
   const [draft, setDraft] = useState<Draft>({ ttl: '', grace: '', maxLifetime: '' });
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  const { busy, error, setError, run } = useAction();
   const [status, setStatus] = useState<string | null>(null);
 
   useEffect(() => {
@@ -51,16 +50,11 @@ export function SystemSettingsPage() {
       setError(new ApiError(0, { title: 'Check the form', detail: 'Some fields need attention.', errors }));
       return;
     }
-    setBusy(true);
-    try {
+    await run(async () => {
       const saved = await api.patch<SystemSettings>('/v1/system/settings', body);
       settings.setData(() => saved);
       setStatus('Settings saved');
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
