@@ -82,6 +82,20 @@ describe('login', () => {
     expect(cookies.csrf?.attributes).not.toContain('httponly');
   });
 
+  it('behind https the session and csrf cookies are Secure (SPEC §7)', async () => {
+    const https = await startPaygate({ env: { PAYGATE_PUBLIC_URL: 'https://pay.example.com' } });
+    try {
+      const user = await createUser(https);
+      const result = await https.request('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } });
+      expectStatus(result, 200);
+      const cookies = setCookies(result);
+      expect(cookies.session?.attributes).toEqual(expect.arrayContaining(['secure', 'httponly', 'samesite=lax']));
+      expect(cookies.csrf?.attributes).toContain('secure');
+    } finally {
+      await https.close();
+    }
+  });
+
   it('login is audited as session.created', async () => {
     const user = await createUser(t);
     const session = await login(t, user.email, user.password);
