@@ -83,7 +83,7 @@ describe('docs/errors.md', () => {
     for (const row of rows) {
       if (row.status === 401) expect(row.headers, row.code).toBe('`WWW-Authenticate: Bearer error="invalid_token"`');
       else if (row.code === 'insufficient_scope') expect(row.headers).toBe('`WWW-Authenticate: Bearer error="insufficient_scope", scope="<scope>"`');
-      else if (row.code === 'rate_limited') expect(row.headers).toBe('`Retry-After: <seconds>`');
+      else if (row.code === 'rate_limited' || row.code === 'service_unavailable') expect(row.headers, row.code).toBe('`Retry-After: <seconds>`');
       else expect(row.headers, row.code).toBe('');
     }
   });

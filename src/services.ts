@@ -3,7 +3,8 @@ import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { InvalidationBus } from './cache/invalidation.js';
 import { makePeppers, type Peppers } from './keys/hash.js';
-import { setAuditChainKey } from './audit/record.js';
+import { AuditChain } from './audit/record.js';
+import { Work } from './unit-of-work.js';
 import { KeyVerifier } from './keys/verify.js';
 import { ApiKeyService } from './keys/service.js';
 import { SessionService } from './auth/sessions.js';
@@ -33,6 +34,8 @@ export interface Services {
   config: Config;
   db: Database;
   bus: InvalidationBus;
+  work: Work;
+  chain: AuditChain;
   peppers: Peppers;
   verifier: KeyVerifier;
   keys: ApiKeyService;
@@ -52,11 +55,17 @@ export interface Services {
   stop(): Promise<void>;
 }
 
-export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger): Services {
-  const bus = new InvalidationBus(db, log, { heartbeatMs: config.heartbeatMs, ...(config.nodeId ? { nodeId: config.nodeId } : {}) });
+export interface ServiceOptions {
+  /** 'publisher' for the CLI: it caches nothing, so it does not join the cluster as a node. */
+  role?: 'node' | 'publisher';
+}
+
+export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger, options: ServiceOptions = {}): Services {
+  const bus = new InvalidationBus(db, log, { heartbeatMs: config.heartbeatMs, role: options.role ?? 'node', ...(config.nodeId ? { nodeId: config.nodeId } : {}) });
   const peppers = makePeppers([secrets.pepper]);
-  setAuditChainKey(peppers.auditChainKey);
-  const settings = new SettingsService({ db, bus });
+  const chain = new AuditChain(peppers.auditChainKey);
+  const work = new Work({ db, bus, chain });
+  const settings = new SettingsService({ db, bus, work });
   const metrics = createMetrics({
     cacheStats: () => ({ hits: verifier.stats.cacheHits, misses: verifier.stats.cacheMisses, negativeHits: verifier.stats.negativeHits, size: verifier.cacheSize }),
     channelLive: () => bus.trusted,
@@ -76,16 +85,16 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
       }, `${config.redisPrefix}rl:`)
     : new MemoryRateLimiter();
   const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs });
-  const keys = new ApiKeyService({ db, peppers, bus, settings });
-  const members = new MemberService({ db, bus, publicUrl: config.publicUrl });
-  const organizations = new OrganizationService({ db, bus, keys, members });
-  const sessions = new SessionService({ db, bus, throttle: new FailureThrottle(rateLimiter), secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
-  const audit = new AuditService({ db, log });
-  const users = new UserService({ db, bus });
-  const payments = createPaymentServices({ config, db, bus, settings, log });
+  const keys = new ApiKeyService({ db, work, peppers, settings });
+  const members = new MemberService({ db, work, publicUrl: config.publicUrl });
+  const organizations = new OrganizationService({ db, bus, work, keys, members });
+  const sessions = new SessionService({ db, bus, work, throttle: new FailureThrottle(rateLimiter), secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
+  const audit = new AuditService({ db, work, chain, log });
+  const users = new UserService({ db, work });
+  const payments = createPaymentServices({ config, db, bus, work, settings, log });
 
   return {
-    config, db, bus, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics, payments,
+    config, db, bus, work, chain, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics, payments,
     rateLimiterKind: rateLimiter.kind,
     async start() {
       await bus.start();

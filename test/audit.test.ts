@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemContext } from '../src/auth/context.js';
-import { recordAudit } from '../src/audit/record.js';
 import type { AuditEvent } from '../src/audit/events.js';
 import {
   createOrgKey,
@@ -414,8 +413,8 @@ describe('audit log', () => {
     });
 
     it('details holding a Date, undefined, a NUL character or a lone surrogate still verify', async () => {
-      await t.db.transaction((tx) =>
-        recordAudit(tx, {
+      await t.services.work.run(async (tx) =>
+        tx.audit({
           action: 'system_settings.updated',
           actor: systemContext().actor,
           organizationId: null,
@@ -504,20 +503,19 @@ describe('audit log', () => {
       const victim = events[1]!;
       const [row] = await node.db.query<{ prev_hash: string }>('SELECT prev_hash FROM audit_events WHERE id = $1', [victim.id]);
       // Rewrite the event and give it a hash that matches its new content.
-      const { eventHash } = await import('../src/audit/record.js');
       const [before] = (await node.db.query<Record<string, any>>('SELECT * FROM audit_events WHERE id = $1', [victim.id]));
       const forged = {
         id: before!.id, object: 'audit_event' as const, at: before!.at.toISOString(), action: before!.action,
         actor: { type: before!.actor_type, id: before!.actor_id }, organizationId: before!.organization_id, target: before!.target,
         ip: '198.51.100.1', requestId: before!.request_id, outcome: before!.outcome, details: before!.details,
       };
-      await tamper(node, 'UPDATE audit_events SET ip = $2, hash = $3 WHERE id = $1', [victim.id, forged.ip, eventHash(row!.prev_hash, forged)]);
+      await tamper(node, 'UPDATE audit_events SET ip = $2, hash = $3 WHERE id = $1', [victim.id, forged.ip, node.services.chain.hash(row!.prev_hash, forged)]);
       expect(await check()).toMatchObject({ ok: false, firstBrokenEventId: events[2]!.id });
     });
 
     it('without the pepper-derived key, even a whole rewritten chain with a matching head is detected', async () => {
       await freshChain();
-      const { canonicalJson } = await import('../src/audit/record.js');
+      const { canonicalJson } = await import('../src/canonical-json.js');
       const { createHash } = await import('node:crypto');
       const victim = events[1]!;
       // An attacker with write access to the database but not the pepper: rewrites the event and

@@ -213,16 +213,16 @@ describe('checkouts and the hosted pay page', () => {
       const clientId = await client('Portal payer');
       const invoiceId = await invoice(clientId, 990, { currency: 'USD' });
       const { checkouts } = t.services.payments;
-      const checkout = await t.services.bus.transaction((tx) =>
+      const checkout = await t.services.work.run((tx) =>
         checkouts.createForInvoice(tx, org.organizationId, invoiceId, { successUrl: 'https://portal.example/done', cancelUrl: null }),
       );
       expect(checkout).toMatchObject({ status: 'open', amount: 990, currency: 'USD', clientId, invoiceId, successUrl: 'https://portal.example/done', cancelUrl: null });
       expect(checkout.url).toBe(`${t.config.publicUrl}/pay/${checkout.id}`);
-      await expect(t.services.bus.transaction((tx) => checkouts.createForInvoice(tx, org.organizationId, invoiceId, { successUrl: 'javascript:x' }))).rejects.toMatchObject({ code: 'validation_error' });
+      await expect(t.services.work.run((tx) => checkouts.createForInvoice(tx, org.organizationId, invoiceId, { successUrl: 'javascript:x' }))).rejects.toMatchObject({ code: 'validation_error' });
       const other = await createOrgWithKey(t, SCOPES);
-      await expect(t.services.bus.transaction((tx) => checkouts.createForInvoice(tx, other.organizationId, invoiceId, {}))).rejects.toMatchObject({ code: 'not_found' });
+      await expect(t.services.work.run((tx) => checkouts.createForInvoice(tx, other.organizationId, invoiceId, {}))).rejects.toMatchObject({ code: 'not_found' });
       await t.db.query("UPDATE invoices SET status = 'void' WHERE id = $1", [invoiceId]);
-      await expect(t.services.bus.transaction((tx) => checkouts.createForInvoice(tx, org.organizationId, invoiceId, {}))).rejects.toMatchObject({ code: 'conflict' });
+      await expect(t.services.work.run((tx) => checkouts.createForInvoice(tx, org.organizationId, invoiceId, {}))).rejects.toMatchObject({ code: 'conflict' });
     });
 
     it('a checkout whose invoice was paid or voided meanwhile cannot be paid, and no card is charged', async () => {

@@ -113,7 +113,8 @@ export async function startPaygate(options: StartOptions = {}): Promise<TestApp>
       callback();
     },
   });
-  const db = createDatabase(database.url);
+  // The nested-pool guard is on in tests: a pool query from inside a transaction throws.
+  const db = createDatabase(database.url, { guardNestedPoolUse: true, applicationName: `paygate-test:${config.nodeId ?? "node"}` });
   const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
   const services = createServices(config, db, TEST_SECRETS, silent);
   await services.start();
@@ -233,8 +234,8 @@ export async function login(t: TestApp, email: string, password: string): Promis
 
 /** Changes a key row directly (states the API cannot produce, such as a past expiry), as a published change. */
 export async function changeKeyRow(t: TestApp, sql: string, keyId: string): Promise<void> {
-  await t.services.bus.transaction(async (tx) => {
+  await t.services.work.run(async (tx) => {
     await tx.query(sql, [keyId]);
-    await tx.publish([{ kind: 'api_key', subject: keyId }]);
+    tx.publish({ kind: 'api_key', subject: keyId });
   });
 }

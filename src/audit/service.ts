@@ -3,10 +3,11 @@
  * recording refused attempts outside any business transaction.
  */
 import type { Database } from '../db/database.js';
+import type { Work } from '../unit-of-work.js';
 import { notFound, validationError } from '../errors.js';
 import { isId } from '../ids.js';
 import { AUDIT_ACTIONS, type AuditAction, type AuditEvent, type AuditInput, type ActorType } from './events.js';
-import { eventHash, recordAudit } from './record.js';
+import type { AuditChain } from './record.js';
 import type { RequestContext } from '../auth/context.js';
 
 export interface AuditFilter {
@@ -68,7 +69,7 @@ export class AuditService {
   /** invalid_api_key refusals per source address, aggregated so a flood writes one row a minute. */
   private invalidKeyBursts = new Map<string, { count: number; first: number; reported: number }>();
 
-  constructor(private readonly deps: { db: Database; log: { error(obj: object, msg: string): void } }) {}
+  constructor(private readonly deps: { db: Database; work: Work; chain: AuditChain; log: { error(obj: object, msg: string): void } }) {}
 
   async list(ctx: RequestContext, filter: AuditFilter, scope: 'organization' | 'system') {
     const errors = [];
@@ -107,8 +108,8 @@ export class AuditService {
       params,
     );
     // Reading the audit log is itself an audited action.
-    await this.deps.db.transaction((tx) =>
-      recordAudit(tx, {
+    await this.deps.work.run(async (tx) =>
+      tx.audit({
         action: 'audit.read',
         actor: ctx.actor,
         organizationId: scope === 'organization' ? (filter.organizationId ?? null) : null,
@@ -138,7 +139,7 @@ export class AuditService {
         const rows = await tx.query<Row>('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [lastSeq, batch]);
         for (const row of rows) {
           if (row.prev_hash !== prev) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'link to the previous event is broken (an event was removed or reordered)' };
-          if (eventHash(prev, toEvent(row)) !== row.hash) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'event content does not match its hash (the event was altered)' };
+          if (this.deps.chain.hash(prev, toEvent(row)) !== row.hash) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'event content does not match its hash (the event was altered)' };
           prev = row.hash;
           lastSeq = row.seq;
           checked++;
@@ -154,13 +155,13 @@ export class AuditService {
         firstBrokenEventId: null,
         reason: headMatches ? null : 'the newest events were removed (the chain head does not match)',
       };
-    });
+    }, { kind: 'long' });
   }
 
   /** Records a refused attempt in its own transaction; failures are logged, never thrown at the caller. */
   async recordRefusal(input: AuditInput): Promise<void> {
     try {
-      await this.deps.db.transaction((tx) => recordAudit(tx, { outcome: 'denied', ...input }));
+      await this.deps.work.run(async (tx) => tx.audit({ outcome: 'denied', ...input }));
     } catch (error) {
       this.deps.log.error({ err: error }, 'could not record refused attempt');
     }

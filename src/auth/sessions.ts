@@ -8,8 +8,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Database } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
+import type { Work } from '../unit-of-work.js';
 import { LruCache } from '../cache/lru.js';
-import { recordAudit } from '../audit/record.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Role } from '../scopes/catalog.js';
@@ -52,7 +52,7 @@ export class SessionService {
   private readonly key: Uint8Array;
 
   constructor(
-    private readonly deps: { db: Database; bus: InvalidationBus; throttle: FailureThrottle; secret: string; ttlSeconds: number; cacheTtlMs: number },
+    private readonly deps: { db: Database; bus: InvalidationBus; work: Work; throttle: FailureThrottle; secret: string; ttlSeconds: number; cacheTtlMs: number },
   ) {
     this.key = new TextEncoder().encode(deps.secret);
     this.cache = new LruCache(20_000, deps.cacheTtlMs);
@@ -89,8 +89,8 @@ export class SessionService {
       throw error;
     }
     if (!user || !ok) {
-      await this.deps.db.transaction((tx) =>
-        recordAudit(tx, {
+      await this.deps.work.run(async (tx) =>
+        tx.audit({
           action: 'login.failed',
           actor: { type: 'user', id: user?.id ?? null },
           organizationId: null,
@@ -109,7 +109,7 @@ export class SessionService {
     const sessionId = newId('session');
     const now = new Date();
     const expiresAt = new Date(now.getTime() + this.deps.ttlSeconds * 1000);
-    await this.deps.db.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       await tx.query('INSERT INTO sessions (id, user_id, created_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6)', [
         sessionId,
         user.id,
@@ -118,7 +118,7 @@ export class SessionService {
         meta.ip,
         meta.userAgent?.slice(0, 512) ?? null,
       ]);
-      await recordAudit(tx, {
+      tx.audit({
         action: 'session.created',
         actor: { type: 'user', id: user.id },
         organizationId: null,
@@ -182,11 +182,10 @@ export class SessionService {
   }
 
   async logout(principal: SessionPrincipal, meta: LoginMeta): Promise<void> {
-    const invalidation = [{ kind: 'session' as const, subject: principal.sessionId }];
-    await this.deps.bus.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       const rows = await tx.query('UPDATE sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL RETURNING id', [principal.sessionId]);
       if (rows.length === 0) return;
-      await recordAudit(tx, {
+      tx.audit({
         action: 'session.ended',
         actor: { type: 'user', id: principal.userId },
         organizationId: null,
@@ -194,7 +193,7 @@ export class SessionService {
         ip: meta.ip,
         requestId: meta.requestId,
       });
-      await tx.publish(invalidation);
+      tx.publish({ kind: 'session', subject: principal.sessionId });
     });
   }
 }

@@ -6,6 +6,8 @@ const MIGRATION_LOCK = 7_412_903_001;
 
 /** Applies every pending migration under an advisory lock; returns the ids applied. */
 export async function migrate(db: Database, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+  // On a connection of its own and without the request bounds: a migration may take long, and a
+  // node started beside one waits for it rather than failing.
   return db.transaction(async (tx) => {
     // Transaction-scoped lock: released by COMMIT/ROLLBACK, even if this process dies.
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
@@ -20,5 +22,5 @@ export async function migrate(db: Database, migrations: Migration[] = MIGRATIONS
       applied.push(migration.id);
     }
     return applied;
-  });
+  }, { kind: 'migration' });
 }

@@ -373,4 +373,27 @@ ALTER TABLE data_io_jobs ADD COLUMN heartbeat_at timestamptz;
 CREATE INDEX data_io_jobs_queue_idx ON data_io_jobs (created_at) WHERE status IN ('queued', 'running');
 `,
   },
+  {
+    id: 7,
+    name: 'cluster nodes: advertised timing and process instance',
+    sql: `
+-- Each node advertises its heartbeat period: publishers wait for a peer by the peer's own window,
+-- and a node whose period differs from a live peer's refuses to start (src/cache/invalidation.ts).
+-- instance names the process behind a row, so a live twin (same PAYGATE_NODE_ID) is told from a
+-- restarted node's own stale row.
+ALTER TABLE paygate_nodes ADD COLUMN heartbeat_ms integer NOT NULL DEFAULT 500;
+ALTER TABLE paygate_nodes ADD COLUMN instance text;
+`,
+  },
+  {
+    id: 8,
+    name: 'data I/O jobs: uploading state',
+    sql: `
+-- An import's file is stored before its job is queued, without a transaction held open while the
+-- client sends. Until then the job is 'uploading': no API read shows it and no worker claims it.
+ALTER TABLE data_io_jobs DROP CONSTRAINT data_io_jobs_status_check;
+ALTER TABLE data_io_jobs ADD CONSTRAINT data_io_jobs_status_check
+  CHECK (status IN ('uploading', 'queued', 'running', 'completed', 'failed'));
+`,
+  },
 ];

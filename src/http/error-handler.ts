@@ -5,6 +5,15 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERRORS, type ErrorCode, type FieldError } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/database.js';
+
+/** Seconds a client should wait before retrying a 503: a pool reconnect or a failover is about this quick. */
+export const RETRY_AFTER_UNAVAILABLE_SECONDS = 2;
+
+/** The 503 for a dependency that cannot be reached in time (SPEC §8): retryable, and says when. */
+export function serviceUnavailable(detail = 'The database cannot be reached right now; retry shortly'): AppError {
+  return new AppError('service_unavailable', detail, { headers: { 'Retry-After': String(RETRY_AFTER_UNAVAILABLE_SECONDS) } });
+}
 
 export const PROBLEM_TYPE_BASE = 'https://paygate.dev/errors/';
 
@@ -70,9 +79,11 @@ function fromFastify(error: FastifyError): AppError | null {
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const appError = error instanceof AppError ? error : fromFastify(error);
+    const appError = error instanceof AppError ? error : isDatabaseUnavailable(error) ? serviceUnavailable() : fromFastify(error);
     if (appError) {
-      if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+      // An outage answers many requests at once: one line each, without a stack.
+      if (appError.code === 'service_unavailable') request.log.warn({ reason: error.message }, 'request failed: a dependency is unavailable');
+      else if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
       return sendProblem(reply, appError);
     }
     request.log.error({ err: error }, 'unhandled error');

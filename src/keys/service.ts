@@ -4,8 +4,7 @@
  * made the change applies the invalidation locally before answering.
  */
 import type { Database, Queryable } from '../db/database.js';
-import type { ChangeTx, InvalidationBus } from '../cache/invalidation.js';
-import { recordAudit } from '../audit/record.js';
+import type { UnitOfWork, Work } from '../unit-of-work.js';
 import type { AuditAction } from '../audit/events.js';
 import type { RequestContext } from '../auth/context.js';
 import { AppError, notFound, validationError, type FieldError } from '../errors.js';
@@ -122,8 +121,8 @@ export class ApiKeyService {
   constructor(
     private readonly deps: {
       db: Database;
+      work: Work;
       peppers: Peppers;
-      bus: InvalidationBus;
       settings: SettingsService;
       now?: () => Date;
     },
@@ -145,15 +144,16 @@ export class ApiKeyService {
     }
   }
 
-  private async capExpiry(requested: Date | null, createdAt: Date): Promise<Date | null> {
-    const { apiKeyMaxLifetimeDays } = await this.deps.settings.get();
+  /** Settings are read through `q`, the caller's transaction: never a second connection while holding one. */
+  private async capExpiry(q: Queryable, requested: Date | null, createdAt: Date): Promise<Date | null> {
+    const { apiKeyMaxLifetimeDays } = await this.deps.settings.get(q);
     if (apiKeyMaxLifetimeDays === null) return requested;
     const limit = new Date(createdAt.getTime() + apiKeyMaxLifetimeDays * 86_400_000);
     return requested === null || requested > limit ? limit : requested;
   }
 
   /** Creates a key; pass `outer` to create it inside a caller's transaction (provisioning). */
-  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: ChangeTx): Promise<ApiKeyView> {
+  async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: UnitOfWork): Promise<ApiKeyView> {
     const now = this.now();
     const errors: FieldError[] = validateScopes(where.tier, input.scopes, '/scopes');
     const expiresAt = input.expiresAt ? parseFutureDate(input.expiresAt, '/expiresAt', errors, now) : null;
@@ -161,10 +161,10 @@ export class ApiKeyService {
     if (errors.length > 0) throw validationError(errors);
     const scopes = normalizeScopes(input.scopes);
     this.assertGrantable(ctx, scopes);
-    const cappedExpiry = await this.capExpiry(expiresAt, now);
     const pepper = this.deps.peppers.current;
 
-    const insert = async (tx: ChangeTx) => {
+    const insert = async (tx: UnitOfWork) => {
+      const cappedExpiry = await this.capExpiry(tx, expiresAt, now);
       let id = newKeyId(this.deps.peppers.idTagKey);
       // Ids are unique forever; a collision (practically never) just draws again.
       while (!(await store.reserveKeyId(tx, id))) id = newKeyId(this.deps.peppers.idTagKey);
@@ -192,12 +192,12 @@ export class ApiKeyService {
         allowedIps,
         rateLimit: input.rateLimit ?? null,
       });
-      await this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
+      this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
       // A node may hold this id in its negative cache (someone guessed it before it existed).
-      await tx.publish([{ kind: 'api_key', subject: id }]);
+      tx.publish({ kind: 'api_key', subject: id });
       return { record, token };
     };
-    const { record, token } = outer ? await insert(outer) : await this.deps.bus.transaction(insert);
+    const { record, token } = outer ? await insert(outer) : await this.deps.work.run(insert);
     return toView(record, token, now);
   }
 
@@ -233,7 +233,7 @@ export class ApiKeyService {
     const scopes = input.scopes !== undefined ? normalizeScopes(input.scopes) : undefined;
     if (scopes) this.assertGrantable(ctx, scopes);
 
-    const record = await this.deps.bus.transaction(async (tx) => {
+    const record = await this.deps.work.run(async (tx) => {
       const key = await this.find(tx, where, id, true);
       // Changing a key is as strong as holding it: no taking over a broader key.
       this.assertGrantable(ctx, key.scopes);
@@ -244,15 +244,15 @@ export class ApiKeyService {
         scopes,
         allowedIps,
         rateLimit: input.rateLimit,
-        expiresAt: expiresAt === undefined ? undefined : await this.capExpiry(expiresAt, key.createdAt),
+        expiresAt: expiresAt === undefined ? undefined : await this.capExpiry(tx, expiresAt, key.createdAt),
       };
       const updated = await store.updateKey(tx, id, changes, now);
       const changed = Object.keys(input).filter((k) => input[k as keyof UpdateKeyInput] !== undefined);
-      await this.audit(tx, ctx, updated, 'updated', {
+      this.audit(tx, ctx, updated, 'updated', {
         fields: changed,
         ...(scopes ? { scopes: { from: key.scopes, to: updated.scopes } } : {}),
       });
-      await tx.publish([{ kind: 'api_key', subject: id }]);
+      tx.publish({ kind: 'api_key', subject: id });
       return updated;
     });
     return toView(record, undefined, now);
@@ -265,7 +265,7 @@ export class ApiKeyService {
       throw validationError([{ path: '/gracePeriodMinutes', message: `must be an integer from 0 to ${MAX_GRACE_MINUTES}` }]);
     }
     const pepper = this.deps.peppers.current;
-    const { record, token } = await this.deps.bus.transaction(async (tx) => {
+    const { record, token } = await this.deps.work.run(async (tx) => {
       // FOR UPDATE serialises concurrent rotations of one key: each sees the other's result, so at
       // most the current secret and one previous secret are ever valid.
       const key = await this.find(tx, where, id, true);
@@ -276,8 +276,8 @@ export class ApiKeyService {
       // Rotating again ends the older previous secret at once: only the current one carries over.
       const previous = grace > 0 ? { secretHash: key.secretHash, pepperVersion: key.pepperVersion, expiresAt: new Date(now.getTime() + grace * 60_000) } : null;
       const record = await store.rotateKey(tx, id, { secretHash: hashToken(pepper, token), pepperVersion: pepper.version, hint: tokenHint(token) }, previous, now);
-      await this.audit(tx, ctx, record, 'rotated', { gracePeriodMinutes: grace, previousSecretExpiresAt: iso(previous?.expiresAt ?? null) });
-      await tx.publish([{ kind: 'api_key', subject: id }]);
+      this.audit(tx, ctx, record, 'rotated', { gracePeriodMinutes: grace, previousSecretExpiresAt: iso(previous?.expiresAt ?? null) });
+      tx.publish({ kind: 'api_key', subject: id });
       return { record, token };
     });
     return toView(record, token, now);
@@ -285,35 +285,35 @@ export class ApiKeyService {
 
   async revoke(ctx: RequestContext, where: KeyScope, id: string): Promise<ApiKeyView> {
     const now = this.now();
-    const record = await this.deps.bus.transaction(async (tx) => {
+    const record = await this.deps.work.run(async (tx) => {
       const key = await this.find(tx, where, id, true);
       if (key.revokedAt) return key; // irreversible and idempotent: a second revoke changes nothing
       const revoked = await store.revokeKey(tx, id, now);
-      await this.audit(tx, ctx, revoked, 'revoked', {});
-      await tx.publish([{ kind: 'api_key', subject: id }]);
+      this.audit(tx, ctx, revoked, 'revoked', {});
+      tx.publish({ kind: 'api_key', subject: id });
       return revoked;
     });
     return toView(record, undefined, now);
   }
 
   async delete(ctx: RequestContext, where: KeyScope, id: string): Promise<void> {
-    await this.deps.bus.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       const key = await this.find(tx, where, id, true);
       await store.deleteKey(tx, id);
-      await this.audit(tx, ctx, key, 'deleted', { name: key.name });
-      await tx.publish([{ kind: 'api_key', subject: id }]);
+      this.audit(tx, ctx, key, 'deleted', { name: key.name });
+      tx.publish({ kind: 'api_key', subject: id });
     });
   }
 
   /** Organization deletion: every key of the organization stops working at once. */
-  async revokeAllOfOrganization(tx: ChangeTx, organizationId: string): Promise<void> {
+  async revokeAllOfOrganization(tx: UnitOfWork, organizationId: string): Promise<void> {
     await store.revokeOrganizationKeys(tx, organizationId, this.now());
     // One invalidation for the whole organization rather than one per key: bulk-safe for NOTIFY.
-    await tx.publish([{ kind: 'organization', subject: organizationId }]);
+    tx.publish({ kind: 'organization', subject: organizationId });
   }
 
-  private async audit(tx: Queryable, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>) {
-    await recordAudit(tx, {
+  private audit(tx: UnitOfWork, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>): void {
+    tx.audit({
       action: auditAction(key.tier, verb),
       actor: ctx.actor,
       organizationId: key.organizationId,

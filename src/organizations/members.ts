@@ -4,8 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.js';
-import type { ChangeTx, InvalidationBus } from '../cache/invalidation.js';
-import { recordAudit } from '../audit/record.js';
+import type { UnitOfWork, Work } from '../unit-of-work.js';
 import type { RequestContext } from '../auth/context.js';
 import { AppError, notFound, validationError } from '../errors.js';
 import { isId, newId } from '../ids.js';
@@ -45,7 +44,7 @@ const INVITATION_TTL_MS = 7 * 24 * 3600_000;
 const hashInvitation = (token: string) => createHash('sha256').update(token).digest();
 
 export class MemberService {
-  constructor(private readonly deps: { db: Database; bus: InvalidationBus; publicUrl: string }) {}
+  constructor(private readonly deps: { db: Database; work: Work; publicUrl: string }) {}
 
   /** Oldest first; the cursor is the userId of the last member of the previous page (SPEC §11). */
   async list(organizationId: string, page: { limit: number; startingAfter: string | null }): Promise<{ object: 'list'; data: MemberView[]; hasMore: boolean }> {
@@ -69,12 +68,12 @@ export class MemberService {
   }
 
   /** Adds a member; pass `outer` to add it inside a caller's transaction (provisioning). */
-  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }, outer?: ChangeTx): Promise<MemberView> {
+  async add(ctx: RequestContext, organizationId: string, input: { email: string; role: Role; password?: string }, outer?: UnitOfWork): Promise<MemberView> {
     if (input.password !== undefined && input.password.length < MIN_PASSWORD_LENGTH) {
       throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
     }
     const passwordHash = input.password !== undefined ? await hashPassword(input.password) : null;
-    const insert = async (tx: ChangeTx) => {
+    const insert = async (tx: UnitOfWork) => {
       let user = await findUserByEmail(tx, input.email);
       let invitationUrl: string | undefined;
       let userCreated = false;
@@ -96,16 +95,16 @@ export class MemberService {
         [organizationId, user.id, input.role, user.email],
       );
       if (!row) throw new AppError('conflict', `${input.email} is already a member`);
-      await this.audit(tx, ctx, 'member.added', organizationId, user.id, { role: input.role, email: user.email, userCreated });
-      await tx.publish([{ kind: 'user', subject: user.id }]);
+      this.audit(tx, ctx, 'member.added', organizationId, user.id, { role: input.role, email: user.email, userCreated });
+      tx.publish({ kind: 'user', subject: user.id });
       return { view: toView(row), userId: user.id, invitationUrl };
     };
-    const result = outer ? await insert(outer) : await this.deps.bus.transaction(insert);
+    const result = outer ? await insert(outer) : await this.deps.work.run(insert);
     return result.invitationUrl ? { ...result.view, invitationUrl: result.invitationUrl } : result.view;
   }
 
   async updateRole(ctx: RequestContext, organizationId: string, userId: string, role: Role): Promise<MemberView> {
-    const view = await this.deps.bus.transaction(async (tx) => {
+    const view = await this.deps.work.run(async (tx) => {
       const current = await this.lock(tx, organizationId, userId);
       if (current.role === 'owner' && role !== 'owner') await this.assertAnotherOwner(tx, organizationId, userId);
       const [row] = await tx.query<Row>(
@@ -113,20 +112,20 @@ export class MemberService {
          RETURNING organization_id, user_id, $4::text AS email, role, created_at`,
         [organizationId, userId, role, current.email],
       );
-      await this.audit(tx, ctx, 'member.updated', organizationId, userId, { role: { from: current.role, to: role } });
-      await tx.publish([{ kind: 'user', subject: userId }]);
+      this.audit(tx, ctx, 'member.updated', organizationId, userId, { role: { from: current.role, to: role } });
+      tx.publish({ kind: 'user', subject: userId });
       return toView(row!);
     });
     return view;
   }
 
   async remove(ctx: RequestContext, organizationId: string, userId: string): Promise<void> {
-    await this.deps.bus.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       const current = await this.lock(tx, organizationId, userId);
       if (current.role === 'owner') await this.assertAnotherOwner(tx, organizationId, userId);
       await tx.query('DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2', [organizationId, userId]);
-      await this.audit(tx, ctx, 'member.removed', organizationId, userId, { role: current.role });
-      await tx.publish([{ kind: 'user', subject: userId }]);
+      this.audit(tx, ctx, 'member.removed', organizationId, userId, { role: current.role });
+      tx.publish({ kind: 'user', subject: userId });
     });
   }
 
@@ -187,8 +186,8 @@ export class MemberService {
     }
   }
 
-  private async audit(tx: Queryable, ctx: RequestContext, action: 'member.added' | 'member.updated' | 'member.removed', organizationId: string, userId: string, details: Record<string, unknown>) {
-    await recordAudit(tx, {
+  private audit(tx: UnitOfWork, ctx: RequestContext, action: 'member.added' | 'member.updated' | 'member.removed', organizationId: string, userId: string, details: Record<string, unknown>): void {
+    tx.audit({
       action,
       actor: ctx.actor,
       organizationId,

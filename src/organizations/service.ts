@@ -4,7 +4,7 @@
  */
 import type { Database, Queryable } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
-import { recordAudit } from '../audit/record.js';
+import type { Work } from '../unit-of-work.js';
 import type { RequestContext } from '../auth/context.js';
 import { notFound, validationError } from '../errors.js';
 import { isId, newId } from '../ids.js';
@@ -53,7 +53,7 @@ export class OrganizationService {
   private readonly active = new LruCache<string, boolean>(10_000, 30_000);
 
   constructor(
-    private readonly deps: { db: Database; bus: InvalidationBus; keys: ApiKeyService; members: MemberService },
+    private readonly deps: { db: Database; bus: InvalidationBus; work: Work; keys: ApiKeyService; members: MemberService },
   ) {
     deps.bus.onInvalidate((inv) => {
       if (inv.kind === 'organization') this.active.delete(inv.subject);
@@ -85,9 +85,9 @@ export class OrganizationService {
     const id = newId('organization');
     // One transaction: an organization exists with its owner and its initial key, or not at all,
     // so a failed provisioning leaves nothing to clean up and a retry makes no duplicate.
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       const [row] = await tx.query<Row>('INSERT INTO organizations (id, name) VALUES ($1, $2) RETURNING *', [id, input.name]);
-      await recordAudit(tx, {
+      tx.audit({
         action: 'organization.created',
         actor: ctx.actor,
         organizationId: id,
@@ -133,13 +133,13 @@ export class OrganizationService {
 
   async update(ctx: RequestContext, id: string, changes: { name?: string }): Promise<OrganizationView> {
     // Cached sessions carry their memberships' organization names (GET /v1/auth/me): drop them on every node.
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       const before = await this.lockActive(tx, id);
       const [row] = await tx.query<Row>('UPDATE organizations SET name = coalesce($2, name), updated_at = now() WHERE id = $1 RETURNING *', [
         id,
         changes.name ?? null,
       ]);
-      await recordAudit(tx, {
+      tx.audit({
         action: 'organization.updated',
         actor: ctx.actor,
         organizationId: id,
@@ -148,14 +148,14 @@ export class OrganizationService {
         requestId: ctx.requestId,
         details: changes.name !== undefined ? { name: { from: before.name, to: changes.name } } : {},
       });
-      await tx.publish([{ kind: 'organization', subject: id }]);
+      tx.publish({ kind: 'organization', subject: id });
       return toView(row!);
     });
   }
 
   /** Soft delete: the row stays for audit; every key is revoked and every membership removed. */
   async delete(ctx: RequestContext, id: string): Promise<OrganizationView> {
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       await this.lockActive(tx, id);
       const [row] = await tx.query<Row>(
         "UPDATE organizations SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE id = $1 RETURNING *",
@@ -163,7 +163,7 @@ export class OrganizationService {
       );
       await this.deps.keys.revokeAllOfOrganization(tx, id);
       const members = await tx.query<{ user_id: string }>('DELETE FROM memberships WHERE organization_id = $1 RETURNING user_id', [id]);
-      await recordAudit(tx, {
+      tx.audit({
         action: 'organization.deleted',
         actor: ctx.actor,
         organizationId: id,

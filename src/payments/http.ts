@@ -1,6 +1,6 @@
 /** HTTP helpers shared by the payment routes. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ChangeTx } from '../cache/invalidation.js';
+import type { UnitOfWork } from '../unit-of-work.js';
 import { organizationOf } from '../http/routes.js';
 import type { IdempotencyService } from './idempotency.js';
 
@@ -12,7 +12,7 @@ export async function sendIdempotent<T>(
   request: FastifyRequest,
   reply: FastifyReply,
   idempotency: IdempotencyService,
-  create: (tx: ChangeTx) => Promise<{ status: number; body: T }>,
+  create: (tx: UnitOfWork) => Promise<{ status: number; body: T }>,
 ): Promise<FastifyReply> {
   const header = request.headers['idempotency-key'];
   const result = await idempotency.run(

@@ -7,8 +7,8 @@
  * fails (rolls back) leaves no key behind, so it can be retried with the same key.
  */
 import { createHash } from 'node:crypto';
-import type { ChangeTx, InvalidationBus } from '../cache/invalidation.js';
-import { canonicalJson } from '../audit/record.js';
+import type { UnitOfWork, Work } from '../unit-of-work.js';
+import { canonicalJson } from '../canonical-json.js';
 import { AppError, validationError } from '../errors.js';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -30,18 +30,18 @@ export interface IdempotencyRequest {
 }
 
 export class IdempotencyService {
-  constructor(private readonly deps: { bus: InvalidationBus }) {}
+  constructor(private readonly deps: { work: Work }) {}
 
-  async run<T>(request: IdempotencyRequest, create: (tx: ChangeTx) => Promise<{ status: number; body: T }>): Promise<IdempotentResult<T>> {
+  async run<T>(request: IdempotencyRequest, create: (tx: UnitOfWork) => Promise<{ status: number; body: T }>): Promise<IdempotentResult<T>> {
     if (request.key === undefined) {
-      const result = await this.deps.bus.transaction(create);
+      const result = await this.deps.work.run(create);
       return { ...result, replayed: false };
     }
     if (!KEY_PATTERN.test(request.key)) {
       throw validationError([{ path: '/headers/idempotency-key', message: 'must be 1 to 255 printable ASCII characters' }]);
     }
     const hash = createHash('sha256').update(`${request.method} ${request.path}\n${canonicalJson(request.body ?? null)}`).digest('hex');
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       // A key older than 24 h is expired: it is taken over as if new.
       const claimed = await tx.query(
         `INSERT INTO idempotency_keys (organization_id, key, method, path, request_hash, response_status)

@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
+import type { Work } from '../unit-of-work.js';
 import type { SettingsService } from '../settings/service.js';
 import type { Logger } from '../services.js';
 import { IdempotencyService } from './idempotency.js';
@@ -21,6 +22,7 @@ export interface PaymentDeps {
   config: Config;
   db: Database;
   bus: InvalidationBus;
+  work: Work;
   settings: SettingsService;
   log: Logger;
 }
@@ -41,7 +43,7 @@ export interface PaymentServices {
 }
 
 export function createPaymentServices(deps: PaymentDeps): PaymentServices {
-  const idempotency = new IdempotencyService({ bus: deps.bus });
+  const idempotency = new IdempotencyService({ work: deps.work });
   const clients = new ClientService(deps);
   const invoices = new InvoiceService({ ...deps, clients });
   const recurring = new RecurringScheduleService({ ...deps, clients, invoices });
@@ -56,7 +58,10 @@ export function createPaymentServices(deps: PaymentDeps): PaymentServices {
     start() {
       recurring.start();
       dataIo.start();
-      purge = setInterval(() => void idempotency.purgeExpired(deps.db).catch(() => undefined), 3_600_000);
+      purge = setInterval(() => {
+        void idempotency.purgeExpired(deps.db).catch(() => undefined);
+        void dataIo.purgeAbandonedUploads().catch(() => undefined);
+      }, 3_600_000);
       purge.unref();
     },
     async stop() {

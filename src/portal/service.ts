@@ -3,14 +3,13 @@
  * one client of one organization, and the portal's view of that client's invoices.
  */
 import type { Database, Queryable } from '../db/database.js';
-import type { InvalidationBus } from '../cache/invalidation.js';
+import type { UnitOfWork, Work } from '../unit-of-work.js';
 import type { Config } from '../config.js';
 import type { SettingsService } from '../settings/service.js';
 import type { ClientService } from '../payments/clients/service.js';
 import type { InvoiceService, InvoiceView } from '../payments/invoices/service.js';
 import type { CheckoutService, CheckoutView } from '../payments/checkouts/service.js';
 import type { RequestContext } from '../auth/context.js';
-import { recordAudit } from '../audit/record.js';
 import { SYSTEM_ACTOR } from '../audit/events.js';
 import { AppError, notFound, validationError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -63,7 +62,7 @@ export class PortalService {
     protected readonly deps: {
       config: Config;
       db: Database;
-      bus: InvalidationBus;
+      work: Work;
       settings: SettingsService;
       clients: ClientService;
       invoices: InvoiceService;
@@ -72,11 +71,11 @@ export class PortalService {
   ) {}
 
   /** The effective lifetime of a new link: the system setting caps whatever is requested. */
-  async effectiveTtlMinutes(requested: number | undefined): Promise<number> {
+  async effectiveTtlMinutes(q: Queryable, requested: number | undefined): Promise<number> {
     if (requested !== undefined && (!Number.isInteger(requested) || requested < 1)) {
       throw validationError([{ path: '/ttlMinutes', message: 'must be an integer >= 1' }]);
     }
-    const { portalMagicLinkTtlMinutes: cap } = await this.deps.settings.get();
+    const { portalMagicLinkTtlMinutes: cap } = await this.deps.settings.get(q);
     return requested === undefined ? cap : Math.min(requested, cap);
   }
 
@@ -84,8 +83,8 @@ export class PortalService {
    * Issues a single-use magic link for a client of this organization (another organization's
    * client is 404), audited in the same transaction. The token itself goes nowhere but the response.
    */
-  async createLink(tx: Queryable, ctx: RequestContext, organizationId: string, input: MagicLinkInput): Promise<MagicLinkView> {
-    const ttlMinutes = await this.effectiveTtlMinutes(input.ttlMinutes);
+  async createLink(tx: UnitOfWork, ctx: RequestContext, organizationId: string, input: MagicLinkInput): Promise<MagicLinkView> {
+    const ttlMinutes = await this.effectiveTtlMinutes(tx, input.ttlMinutes);
     const client = await this.deps.clients.get(tx, organizationId, input.clientId);
     const token = newToken();
     const id = newId('portalLink');
@@ -98,7 +97,7 @@ export class PortalService {
     );
     const expiresAt = row!.expires_at.toISOString();
     // Security: the audit row names the link and the client, never the token.
-    await recordAudit(tx, {
+    tx.audit({
       action: 'portal_link.created',
       actor: ctx.actor,
       organizationId,
@@ -121,7 +120,7 @@ export class PortalService {
    */
   async redeem(token: unknown, meta: RequestMeta): Promise<{ sessionToken: string; session: PortalSession } | null> {
     if (!isTokenShaped(token)) return null;
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       const [link] = await tx.query<{ id: string; organization_id: string; client_id: string }>(
         `UPDATE portal_links l SET used_at = now()
          WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > now()
@@ -141,7 +140,7 @@ export class PortalService {
       );
       // The client is no actor type of SPEC §9 (user | api_key | system): Paygate records it on the
       // client's behalf, naming the link as target and the client in the details.
-      await recordAudit(tx, {
+      tx.audit({
         action: 'portal_link.redeemed',
         actor: SYSTEM_ACTOR,
         organizationId: link.organization_id,
@@ -181,7 +180,7 @@ export class PortalService {
    */
   async payInvoice(session: PortalSession, invoiceId: string): Promise<CheckoutView> {
     const back = `${this.deps.config.publicUrl}/portal`;
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       const invoice = await this.deps.invoices.get(tx, session.organizationId, invoiceId, { forUpdate: true });
       if (invoice.clientId !== session.clientId || invoice.status === 'draft') throw notFound('invoice');
       if (invoice.status !== 'open') throw new AppError('conflict', `This invoice is ${invoice.status} and cannot be paid`);

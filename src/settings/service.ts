@@ -1,7 +1,7 @@
 /** System settings (SPEC §6): one row, cached per node and invalidated cluster-wide on change. */
-import type { Database } from '../db/database.js';
+import type { Database, Queryable } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
-import { recordAudit } from '../audit/record.js';
+import type { Work } from '../unit-of-work.js';
 import type { RequestContext } from '../auth/context.js';
 import { validationError, type FieldError } from '../errors.js';
 
@@ -52,7 +52,7 @@ export function validateSettingsChanges(changes: SettingsChanges): FieldError[] 
 export class SettingsService {
   private cached: SystemSettings | null = null;
 
-  constructor(private readonly deps: { db: Database; bus: InvalidationBus }) {
+  constructor(private readonly deps: { db: Database; bus: InvalidationBus; work: Work }) {
     deps.bus.onInvalidate((inv) => {
       if (inv.kind === 'settings') this.cached = null;
     });
@@ -61,20 +61,24 @@ export class SettingsService {
     });
   }
 
-  async get(): Promise<SystemSettings> {
+  /**
+   * The settings, from the node's cache while it is trusted. Inside a transaction pass its handle as
+   * `q`: a miss then reads through it instead of waiting for a second pool connection (and what a
+   * transaction reads is never cached: it may be its own uncommitted change).
+   */
+  async get(q: Queryable = this.deps.db): Promise<SystemSettings> {
     if (this.cached && this.deps.bus.trusted) return this.cached;
     const generation = this.deps.bus.generation;
-    const [row] = await this.deps.db.query<Row>('SELECT * FROM system_settings WHERE id = 1');
+    const [row] = await q.query<Row>('SELECT * FROM system_settings WHERE id = 1');
     const settings = fromRow(row!);
-    if (this.deps.bus.trusted && generation === this.deps.bus.generation) this.cached = settings;
+    if (q === this.deps.db && this.deps.bus.trusted && generation === this.deps.bus.generation) this.cached = settings;
     return settings;
   }
 
   async update(ctx: RequestContext, changes: SettingsChanges): Promise<SystemSettings> {
     const errors = validateSettingsChanges(changes);
     if (errors.length > 0) throw validationError(errors);
-    const invalidation = [{ kind: 'settings' as const, subject: '1' }];
-    const settings = await this.deps.bus.transaction(async (tx) => {
+    const settings = await this.deps.work.run(async (tx) => {
       const [before] = await tx.query<Row>('SELECT * FROM system_settings WHERE id = 1 FOR UPDATE');
       const [row] = await tx.query<Row>(
         `UPDATE system_settings SET
@@ -92,7 +96,7 @@ export class SettingsService {
       );
       const previous = fromRow(before!);
       const next = fromRow(row!);
-      await recordAudit(tx, {
+      tx.audit({
         action: 'system_settings.updated',
         actor: ctx.actor,
         organizationId: null,
@@ -105,7 +109,7 @@ export class SettingsService {
           ),
         },
       });
-      await tx.publish(invalidation);
+      tx.publish({ kind: 'settings', subject: '1' });
       return next;
     });
     return settings;

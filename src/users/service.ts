@@ -1,7 +1,7 @@
 /** Creating users outside an organization: global admins (CLI) and the first-start admin (SPEC §11). */
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../db/database.js';
-import type { InvalidationBus } from '../cache/invalidation.js';
+import type { Work } from '../unit-of-work.js';
 import { AppError, validationError } from '../errors.js';
 import { newId } from '../ids.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from './passwords.js';
@@ -11,18 +11,18 @@ import { findUserByEmail, insertUser, type UserRecord } from './store.js';
 const BOOTSTRAP_LOCK = 7_412_903_002;
 
 export class UserService {
-  constructor(private readonly deps: { db: Database; bus: InvalidationBus }) {}
+  constructor(private readonly deps: { db: Database; work: Work }) {}
 
   async createGlobalAdmin(email: string, password: string): Promise<UserRecord> {
     if (password.length < MIN_PASSWORD_LENGTH) throw validationError([{ path: '/password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }]);
     const passwordHash = await hashPassword(password);
-    const user = await this.deps.bus.transaction(async (tx) => {
+    const user = await this.deps.work.run(async (tx) => {
       const existing = await findUserByEmail(tx, email);
       if (existing) {
         await tx.query('UPDATE users SET is_global_admin = true, password_hash = $2, updated_at = now() WHERE id = $1', [existing.id, passwordHash]);
         // The password changed: every session of this user ends, on every node.
         await tx.query('UPDATE sessions SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL', [existing.id]);
-        await tx.publish([{ kind: 'user', subject: existing.id }]);
+        tx.publish({ kind: 'user', subject: existing.id });
         return { ...existing, isGlobalAdmin: true, passwordHash };
       }
       return insertUser(tx, { id: newId('user'), email, passwordHash, isGlobalAdmin: true });

@@ -10,7 +10,7 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { InvalidationBus } from '../../cache/invalidation.js';
+import type { Work } from '../../unit-of-work.js';
 import type { Config } from '../../config.js';
 import { AppError, notFound, validationError, type FieldError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
@@ -132,7 +132,7 @@ export class CheckoutService {
     protected readonly deps: {
       config: Config;
       db: Database;
-      bus: InvalidationBus;
+      work: Work;
       clients: ClientService;
       invoices: InvoiceService;
       processor: PaymentProcessor;
@@ -293,7 +293,7 @@ export class CheckoutService {
   /** One submission of the hosted page: at most one attempt, recorded as a transaction. */
   async pay(id: string, cardNumber: string): Promise<PayOutcome> {
     if (!isId('checkout', id)) return { kind: 'not_found' };
-    return this.deps.bus.transaction(async (tx): Promise<PayOutcome> => {
+    return this.deps.work.run(async (tx): Promise<PayOutcome> => {
       const [peek] = await tx.query<Row>(`${SELECT} WHERE id = $1`, [id]);
       if (!peek) return { kind: 'not_found' };
       const organizationId = peek.organization_id;

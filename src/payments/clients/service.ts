@@ -1,7 +1,7 @@
 /** Clients (customers) of an organization: create, list (cursor, email filter), get, update, delete. */
 import { listNewestFirst, type PageRequest } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { InvalidationBus } from '../../cache/invalidation.js';
+import type { Work } from '../../unit-of-work.js';
 import { notFound } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 
@@ -42,7 +42,7 @@ export interface ClientInput {
 }
 
 export class ClientService {
-  constructor(private readonly deps: { db: Database; bus: InvalidationBus }) {}
+  constructor(private readonly deps: { db: Database; work: Work }) {}
 
   async create(tx: Queryable, organizationId: string, input: ClientInput): Promise<ClientView> {
     const [row] = await tx.query<Row>(
@@ -96,7 +96,7 @@ export class ClientService {
   }
 
   async update(organizationId: string, id: string, changes: Partial<ClientInput>): Promise<ClientView> {
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       await this.get(tx, organizationId, id, { forUpdate: true });
       const [row] = await tx.query<Row>(
         `UPDATE clients SET name = coalesce($3, name),
@@ -111,7 +111,7 @@ export class ClientService {
 
   /** Soft delete: invoices and transactions keep pointing at the client for the books. */
   async delete(organizationId: string, id: string): Promise<void> {
-    await this.deps.bus.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       await this.get(tx, organizationId, id, { forUpdate: true });
       await tx.query('UPDATE clients SET deleted_at = now(), updated_at = now() WHERE id = $1', [id]);
     });

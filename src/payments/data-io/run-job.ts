@@ -50,7 +50,8 @@ export const MAX_REPORTED_ERRORS = 100;
 const percent = (done: number, total: number): number => (total <= 0 ? 0 : Math.min(99, Math.floor((done * 100) / total)));
 
 /**
- * Export: one REPEATABLE READ, READ ONLY transaction gives the count, the metadata columns and the
+ * Export: one REPEATABLE READ, READ ONLY transaction (on a connection of its own: it writes chunks
+ * through the pool meanwhile, and must not hold a pooled connection while waiting for another) gives the count, the metadata columns and the
  * rows from one snapshot, read by a server-side cursor FETCH_ROWS at a time. Output is written to
  * chunks over other pooled connections as it fills, so memory stays at one fetch plus one chunk.
  * Returns the number of rows and of chunks written.
@@ -101,7 +102,7 @@ export async function runExport(deps: RunDeps, job: ClaimedJob, reporter: JobRep
     if (job.format === 'json') await writer.write(written === 0 ? ']\n' : '\n]\n');
     await writer.flush();
     return { rows: written, chunks: writer.chunks };
-  });
+  }, { kind: 'background' });
 }
 
 /**
@@ -143,7 +144,7 @@ export async function runImport(
       imported += await deps.clients.insertMany(tx, job.organization_id, batch);
       await complete(tx, imported);
       return imported;
-    });
+    }, { kind: 'background' });
   } finally {
     input.destroy();
   }

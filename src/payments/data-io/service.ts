@@ -16,7 +16,7 @@ import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import type { RequestContext } from '../../auth/context.js';
 import type { Logger } from '../../services.js';
-import { recordAudit } from '../../audit/record.js';
+import type { Work } from '../../unit-of-work.js';
 import { AppError, notFound, validationError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import type { ClientService } from '../clients/service.js';
@@ -82,6 +82,8 @@ const HEARTBEAT_MS = 5_000;
 const STALE_AFTER_S = 60;
 const MAX_ATTEMPTS = 3;
 const MAX_BACKOFF_MS = 30_000;
+/** An upload not queued after this long was abandoned (its node died mid-upload). */
+const UPLOAD_STALE_AFTER_S = 3600;
 
 /** The claim on a job was taken over (this node was presumed dead): stop without writing. */
 class LostClaim extends Error {}
@@ -89,6 +91,7 @@ class LostClaim extends Error {}
 export interface DataIoDeps {
   db: Database;
   bus: InvalidationBus;
+  work: Work;
   clients: ClientService;
   log: Logger;
 }
@@ -113,9 +116,9 @@ export class DataIoService {
   // ---- API ----------------------------------------------------------------------------------
 
   async createExport(ctx: RequestContext, organizationId: string, input: { resource: ExportResource; format: ExportFormat }): Promise<DataIoJobView> {
-    const job = await this.deps.db.transaction(async (tx) => {
-      const row = await this.insertJob(tx, ctx, organizationId, 'export', input.resource, input.format);
-      await recordAudit(tx, {
+    const job = await this.deps.work.run(async (tx) => {
+      const row = await this.insertJob(tx, ctx, organizationId, 'export', input.resource, input.format, 'queued');
+      tx.audit({
         action: 'data_io.export_started',
         actor: ctx.actor,
         organizationId,
@@ -131,8 +134,11 @@ export class DataIoService {
   }
 
   /**
-   * Stores the uploaded CSV (streamed, at most `maxBytes`) as the job's input chunks, in the same
-   * transaction as the job and its audit event: a failed upload leaves nothing behind.
+   * Stores the uploaded CSV (streamed, at most `maxBytes`) as the job's input chunks, then queues the
+   * job with its audit event in one unit of work. No transaction is held open while the client
+   * sends: a slow upload must not keep a connection idle in a transaction (the server would end it)
+   * nor hold locks. Until it is queued the job is `uploading`, which no reader sees and no worker
+   * claims; a failed upload deletes it, and one whose node died is purged (UPLOAD_STALE_AFTER_S).
    */
   async createImport(ctx: RequestContext, organizationId: string, body: Readable, maxBytes = MAX_IMPORT_BYTES): Promise<DataIoJobView> {
     if (this.uploads >= MAX_CONCURRENT_UPLOADS) {
@@ -140,21 +146,25 @@ export class DataIoService {
       throw new AppError('service_unavailable', 'Too many imports are being uploaded to this node; retry shortly', { headers: { 'Retry-After': '5' } });
     }
     this.uploads++;
+    let stagedId: string | null = null;
     try {
-      const job = await this.deps.db.transaction(async (tx) => {
-        const row = await this.insertJob(tx, ctx, organizationId, 'import', 'clients', 'csv');
-        const writer = new ChunkWriter(tx, row.id, 'input');
-        for await (const piece of body as AsyncIterable<Buffer>) {
-          if (writer.bytes + piece.length > maxBytes) {
-            // Answered before the body ends; closing the connection afterwards stops the upload
-            // rather than reading the rest of it to keep the connection alive.
-            throw new AppError('payload_too_large', `An import file may hold at most ${maxBytes} bytes`, { headers: { Connection: 'close' } });
-          }
-          await writer.write(piece);
+      const staged = await this.insertJob(this.deps.db, ctx, organizationId, 'import', 'clients', 'csv', 'uploading');
+      stagedId = staged.id;
+      const writer = new ChunkWriter(this.deps.db, staged.id, 'input');
+      for await (const piece of body as AsyncIterable<Buffer>) {
+        if (writer.bytes + piece.length > maxBytes) {
+          // Answered before the body ends; closing the connection afterwards stops the upload
+          // rather than reading the rest of it to keep the connection alive.
+          throw new AppError('payload_too_large', `An import file may hold at most ${maxBytes} bytes`, { headers: { Connection: 'close' } });
         }
-        await writer.flush();
-        if (writer.bytes === 0) throw validationError([{ path: '/', message: 'the CSV file is empty' }]);
-        await recordAudit(tx, {
+        await writer.write(piece);
+      }
+      await writer.flush();
+      if (writer.bytes === 0) throw validationError([{ path: '/', message: 'the CSV file is empty' }]);
+      const job = await this.deps.work.run(async (tx) => {
+        const [row] = await tx.query<JobRow>("UPDATE data_io_jobs SET status = 'queued' WHERE id = $1 AND status = 'uploading' RETURNING *", [staged.id]);
+        if (!row) throw new AppError('conflict', 'The upload was abandoned; send the file again');
+        tx.audit({
           action: 'data_io.import_started',
           actor: ctx.actor,
           organizationId,
@@ -167,14 +177,33 @@ export class DataIoService {
       });
       this.kick();
       return job;
+    } catch (error) {
+      // Chunks go with the job (ON DELETE CASCADE). If the database is what failed, the purge does it.
+      if (stagedId) await this.deps.db.query("DELETE FROM data_io_jobs WHERE id = $1 AND status = 'uploading'", [stagedId]).catch(() => undefined);
+      throw error;
     } finally {
       this.uploads--;
     }
   }
 
+  /** Deletes uploads whose node died before it queued them. */
+  async purgeAbandonedUploads(): Promise<void> {
+    await this.deps.db.query(
+      "DELETE FROM data_io_jobs WHERE status = 'uploading' AND created_at < now() - make_interval(secs => $1)",
+      [UPLOAD_STALE_AFTER_S],
+    );
+  }
+
   /** Newest first, cursor-paginated like every list (SPEC §11). */
   async list(organizationId: string, page: PageRequest) {
-    return listNewestFirst(this.deps.db, { table: 'data_io_jobs', organizationId, page, what: 'data I/O job', map: toView });
+    return listNewestFirst(this.deps.db, {
+      table: 'data_io_jobs',
+      organizationId,
+      conditions: ["status <> 'uploading'"],
+      page,
+      what: 'data I/O job',
+      map: toView,
+    });
   }
 
 
@@ -202,17 +231,25 @@ export class DataIoService {
 
   private async row(organizationId: string, id: string): Promise<JobRow> {
     const rows = isId('job', id)
-      ? await this.deps.db.query<JobRow>('SELECT * FROM data_io_jobs WHERE id = $1 AND organization_id = $2', [id, organizationId])
+      ? await this.deps.db.query<JobRow>("SELECT * FROM data_io_jobs WHERE id = $1 AND organization_id = $2 AND status <> 'uploading'", [id, organizationId])
       : [];
     if (!rows[0]) throw notFound('data I/O job');
     return rows[0];
   }
 
-  private async insertJob(tx: Queryable, ctx: RequestContext, organizationId: string, kind: 'export' | 'import', resource: ExportResource, format: ExportFormat): Promise<JobRow> {
-    const [row] = await tx.query<JobRow>(
+  private async insertJob(
+    q: Queryable,
+    ctx: RequestContext,
+    organizationId: string,
+    kind: 'export' | 'import',
+    resource: ExportResource,
+    format: ExportFormat,
+    status: 'queued' | 'uploading',
+  ): Promise<JobRow> {
+    const [row] = await q.query<JobRow>(
       `INSERT INTO data_io_jobs (id, organization_id, kind, resource, format, status, created_by)
-       VALUES ($1, $2, $3, $4, $5, 'queued', $6) RETURNING *`,
-      [newId('job'), organizationId, kind, resource, format, JSON.stringify(ctx.actor)],
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [newId('job'), organizationId, kind, resource, format, status, JSON.stringify(ctx.actor)],
     );
     return row!;
   }

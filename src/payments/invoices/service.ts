@@ -7,7 +7,7 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { InvalidationBus } from '../../cache/invalidation.js';
+import type { Work } from '../../unit-of-work.js';
 import { AppError, notFound, validationError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import { MAX_AMOUNT } from '../money.js';
@@ -107,7 +107,7 @@ export function requireTotal(lines: readonly InvoiceLine[], path: string): numbe
 }
 
 export class InvoiceService {
-  constructor(protected readonly deps: { db: Database; bus: InvalidationBus; clients: ClientService }) {}
+  constructor(protected readonly deps: { db: Database; work: Work; clients: ClientService }) {}
 
   /**
    * A draft invoice, in the caller's transaction (the Idempotency-Key's). The client must be one of
@@ -189,7 +189,7 @@ export class InvoiceService {
   async update(organizationId: string, id: string, changes: Partial<InvoiceInput>): Promise<InvoiceView> {
     // Bad input is a 400 whatever the invoice's state, as with the schema's own checks.
     const newTotal = changes.lines ? requireTotal(changes.lines, '/lines') : null;
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
       requireStatus(invoice, 'draft', 'Only a draft invoice can be changed');
       const lines = changes.lines ?? invoice.lines;
@@ -216,7 +216,7 @@ export class InvoiceService {
 
   /** Drafts only (soft delete); an open invoice is voided instead. */
   async delete(organizationId: string, id: string): Promise<void> {
-    await this.deps.bus.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
       requireStatus(invoice, 'draft', 'Only a draft invoice can be deleted; void an open invoice instead');
       await tx.query('UPDATE invoices SET deleted_at = now(), updated_at = now() WHERE id = $1', [id]);
@@ -241,7 +241,7 @@ export class InvoiceService {
     stamp: 'finalized_at' | 'voided_at',
     refusal: string,
   ): Promise<InvoiceView> {
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
       requireStatus(invoice, from, refusal);
       const [row] = await tx.query<InvoiceRow>(

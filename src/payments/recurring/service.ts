@@ -24,7 +24,7 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { InvalidationBus } from '../../cache/invalidation.js';
+import type { Work } from '../../unit-of-work.js';
 import type { Logger } from '../../services.js';
 import { AppError, notFound } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
@@ -128,7 +128,7 @@ export class RecurringScheduleService {
   private stopped = true;
 
   constructor(
-    protected readonly deps: { db: Database; bus: InvalidationBus; clients: ClientService; invoices: InvoiceService; log: Logger },
+    protected readonly deps: { db: Database; work: Work; clients: ClientService; invoices: InvoiceService; log: Logger },
     private readonly options: { tickMs?: number } = {},
   ) {}
 
@@ -188,7 +188,7 @@ export class RecurringScheduleService {
    */
   async update(organizationId: string, id: string, changes: ScheduleChanges): Promise<RecurringScheduleView> {
     if (changes.template) requireTotal(changes.template.lines, '/template/lines');
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       await this.row(tx, organizationId, id, true);
       const reanchor = changes.interval !== undefined || changes.intervalCount !== undefined || changes.nextRunAt !== undefined;
       const [row] = await tx.query<Row>(
@@ -218,7 +218,7 @@ export class RecurringScheduleService {
 
   /** Soft delete: the invoices it issued keep pointing at it. */
   async delete(organizationId: string, id: string): Promise<void> {
-    await this.deps.bus.transaction(async (tx) => {
+    await this.deps.work.run(async (tx) => {
       await this.row(tx, organizationId, id, true);
       await tx.query('UPDATE recurring_schedules SET deleted_at = now(), updated_at = now() WHERE id = $1', [id]);
     });

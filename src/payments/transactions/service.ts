@@ -5,9 +5,8 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { InvalidationBus } from '../../cache/invalidation.js';
+import type { UnitOfWork, Work } from '../../unit-of-work.js';
 import type { RequestContext } from '../../auth/context.js';
-import { recordAudit } from '../../audit/record.js';
 import { AppError, notFound, validationError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import type { PaymentProcessor } from '../processor/processor.js';
@@ -119,7 +118,7 @@ export interface TransactionFilter {
 }
 
 export class TransactionService {
-  constructor(protected readonly deps: { db: Database; bus: InvalidationBus }) {}
+  constructor(protected readonly deps: { db: Database; work: Work }) {}
 
   /** Checkouts: records an attempt in the payment's transaction. */
   async recordAttempt(tx: Queryable, organizationId: string, input: AttemptInput): Promise<TransactionView> {
@@ -182,7 +181,7 @@ export class TransactionService {
 
   /** Metadata is the only changeable field; the new object replaces the old one (as for clients). */
   async updateMetadata(organizationId: string, id: string, metadata: Record<string, string>): Promise<TransactionView> {
-    return this.deps.bus.transaction(async (tx) => {
+    return this.deps.work.run(async (tx) => {
       await this.row(tx, organizationId, id);
       const [row] = await tx.query<Row>(
         'UPDATE transactions SET metadata = $3, updated_at = now() WHERE id = $1 AND organization_id = $2 RETURNING *',
@@ -201,7 +200,7 @@ export class TransactionService {
    * `processor` is the one that captured the payment (services.payments.processor).
    */
   async refund(
-    tx: Queryable,
+    tx: UnitOfWork,
     ctx: RequestContext,
     processor: PaymentProcessor,
     organizationId: string,
@@ -240,7 +239,7 @@ export class TransactionService {
       'INSERT INTO refunds (id, organization_id, transaction_id, amount, processor_reference) VALUES ($1, $2, $3, $4, $5) RETURNING *',
       [refundId, organizationId, id, amount, result.processorReference],
     );
-    await recordAudit(tx, {
+    tx.audit({
       action: 'refund.created',
       actor: ctx.actor,
       organizationId,
