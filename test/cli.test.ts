@@ -187,6 +187,9 @@ describe('paygate CLI', () => {
 
     const revoked = await cli('key', 'revoke', created.json.id);
     expectOk(revoked);
+    // The running server acknowledged the CLI's change like a node's: no "did not acknowledge" wait.
+    expect(revoked.stderr).toBe('');
+    expect(rotated.stderr).toBe('');
     expect(revoked.json).toMatchObject({ id: created.json.id, status: 'revoked' });
     expect(revoked.json.secret).toBeUndefined();
     expectProblem(await server.request('GET', '/v1/auth/whoami', { token: rotated.json.secret }), 401, 'api_key_revoked');

@@ -30,9 +30,9 @@ const CLOSE_TIMEOUT_MS = 15_000;
 
 /**
  * Opens the runtime, builds the services, runs `command`, then stops the services and closes the
- * runtime, whatever happened. The services are not started: a command makes its change and exits,
- * it serves nothing from cache and needs no listener. Its changes still reach running servers at
- * once, because each one is published (NOTIFY) in the transaction that makes it.
+ * runtime, whatever happened. Only the invalidation bus is started, as a publisher: the CLI caches
+ * nothing (so no server waits for it), but it listens for the servers' acknowledgements, so a change
+ * returns as soon as every live server has applied it, exactly like a change made through a node.
  */
 export async function withServices<T>(command: (context: CommandContext) => Promise<T>): Promise<T> {
   const config = loadConfig();
@@ -66,7 +66,8 @@ export async function withServices<T>(command: (context: CommandContext) => Prom
     const runtime = await opening;
     // Interrupted while the database opened: do not start the command (the signal handler exits).
     if (interrupted) throw new CliError(`interrupted by ${interrupted}`, SIGNAL_EXIT[interrupted] ?? EXIT.failed);
-    services = createServices(config, runtime.db, runtime.secrets, stderrLogger);
+    services = createServices(config, runtime.db, runtime.secrets, stderrLogger, { role: 'publisher' });
+    await services.bus.start();
     return await command({ services, runtime });
   } finally {
     await close();
