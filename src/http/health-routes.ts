@@ -4,15 +4,23 @@ import type { Services } from '../services.js';
 import { route } from './routes.js';
 import { RedisRateLimiter } from '../rate-limit/redis.js';
 
-export function registerHealthRoutes(app: FastifyInstance, services: Services): void {
+/** The database check of /readyz and /v1/system/health; below the 1 s readiness bound. */
+const READINESS_TIMEOUT_MS = 800;
+
+export function registerHealthRoutes(app: FastifyInstance, services: Services, liveness: () => boolean = () => true): void {
   const started = Date.now();
   const probe = { schema: { hide: true } } as const;
 
-  app.get('/healthz', probe, async () => ({ status: 'ok' }));
+  // Alive unless this process can no longer serve (its embedded PostgreSQL is gone for good); a
+  // PostgreSQL being restarted still counts as alive: /readyz says whether to route traffic here.
+  app.get('/healthz', probe, async (_request, reply) =>
+    liveness() ? { status: 'ok' } : reply.code(503).send({ status: 'failed', reason: 'the embedded PostgreSQL is gone' }),
+  );
 
+  // Answers within a second whatever the database does (SPEC §11): a load balancer's probe must not hang.
   app.get('/readyz', probe, async (_request, reply) => {
     const database = await services.db
-      .query('SELECT 1')
+      .query('SELECT 1', [], { timeoutMs: READINESS_TIMEOUT_MS })
       .then(() => true)
       .catch(() => false);
     const invalidationChannel = services.bus.trusted;
@@ -29,11 +37,13 @@ export function registerHealthRoutes(app: FastifyInstance, services: Services): 
     method: 'GET', path: '/system/health', auth: { kind: 'system', scope: 'health:read' }, summary: 'Detailed health of this node', tags: ['System: health'],
     handler: async () => {
       const t0 = process.hrtime.bigint();
-      const database = await services.db.query<{ version: string }>('SELECT version()').then((r) => ({ ok: true, version: r[0]!.version })).catch(() => ({ ok: false, version: null }));
+      const database = await services.db.query<{ version: string }>('SELECT version()', [], { timeoutMs: READINESS_TIMEOUT_MS }).then((r) => ({ ok: true, version: r[0]!.version })).catch(() => ({ ok: false, version: null }));
       const latencyMs = Number(process.hrtime.bigint() - t0) / 1e6;
       const [counts] = await services.db
         .query<{ organizations: number; keys: number; users: number }>(
           "SELECT (SELECT count(*)::int FROM organizations WHERE status = 'active') AS organizations, (SELECT count(*)::int FROM api_keys WHERE revoked_at IS NULL) AS keys, (SELECT count(*)::int FROM users) AS users",
+          [],
+          { timeoutMs: READINESS_TIMEOUT_MS },
         )
         .catch(() => [undefined]);
       const v = services.verifier.stats;

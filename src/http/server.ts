@@ -2,7 +2,8 @@
  * buildServer(services) assembles the Fastify app. It never listens: main.ts and the tests do.
  */
 import { randomBytes } from 'node:crypto';
-import type { Writable } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex, Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
@@ -11,7 +12,8 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { Services } from '../services.js';
 import { registerAuth } from '../auth/plugin.js';
-import { registerErrorHandling } from './error-handler.js';
+import { problemBody, registerErrorHandling, sendProblem, serviceUnavailable } from './error-handler.js';
+import { AppError } from '../errors.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerDocsRoutes } from './docs-routes.js';
 import { registerAdminRoutes } from './admin-routes.js';
@@ -26,6 +28,8 @@ export interface ServerOptions {
   /** Where logs go (tests capture them); default stdout. */
   logStream?: Writable;
   logLevel?: string;
+  /** False when this process can no longer serve (the embedded PostgreSQL is gone): /healthz answers 503. */
+  liveness?: () => boolean;
 }
 
 /**
@@ -56,6 +60,35 @@ const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const requestIdPrefix = randomBytes(6).toString('base64url');
 let requestCounter = 0;
 
+/** Unique without a random draw per request: a random per-process prefix and a counter. */
+function nextRequestId(): string {
+  return `req_${requestIdPrefix}${(requestCounter++).toString(36)}`;
+}
+
+/**
+ * Errors of Node's HTTP parser (a malformed request line, headers over the limit) never reach a
+ * route: they are answered here, on the raw socket, still as problem+json (SPEC §8).
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset connection has nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new AppError('request_header_too_large', 'The request line and headers exceed 16 KiB')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new AppError('validation_error', 'The request was not received completely in time', { extra: { errors: [] } })
+        : new AppError('validation_error', 'The request is not valid HTTP', { extra: { errors: [] } });
+  const requestId = nextRequestId();
+  const body = JSON.stringify(problemBody(problem, requestId));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: application/problem+json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
@@ -84,9 +117,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
       if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
-      // Unique without a random draw per request: a random per-process prefix and a counter.
-      return `req_${requestIdPrefix}${(requestCounter++).toString(36)}`;
+      return nextRequestId();
     },
+    clientErrorHandler: answerClientError,
+    // A node shutting down answers requests that still arrive (pipelined, or on a kept-alive
+    // connection) with our own 503 below rather than Fastify's JSON.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
   });
 
@@ -128,9 +164,17 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   registerErrorHandling(app);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   // Before auth: refusals carry the request id and no-store too.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
+    if (closing) {
+      reply.header('Connection', 'close');
+      return sendProblem(reply, serviceUnavailable('This node is shutting down; retry on another'));
+    }
     if (request.url.startsWith('/v1')) {
       // Responses may hold a secret exactly once; no cache may keep a copy.
       reply.header('Cache-Control', 'no-store');
@@ -144,7 +188,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     services.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
 
-  registerHealthRoutes(app, services);
+  registerHealthRoutes(app, services, options.liveness);
   registerDocsRoutes(app);
   await registerAdminRoutes(app, services);
   registerAuthRoutes(app, services);
