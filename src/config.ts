@@ -31,6 +31,8 @@ export interface Config {
   heartbeatMs: number;
   /** Prefix of every Redis key, so several deployments (or test runs) can share one Redis. */
   redisPrefix: string;
+  /** Development checks that cost a little on every request (the tests turn them on): see database.ts. */
+  debugChecks: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -92,5 +94,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeId: env.PAYGATE_NODE_ID && /^[A-Za-z0-9_.-]{1,64}$/.test(env.PAYGATE_NODE_ID) ? env.PAYGATE_NODE_ID : null,
     heartbeatMs: intFrom(env, 'PAYGATE_HEARTBEAT_MS', 500, 50, 10_000),
     redisPrefix: env.PAYGATE_REDIS_PREFIX || 'paygate:',
+    debugChecks: env.PAYGATE_DEBUG_CHECKS === '1',
   };
 }

@@ -51,7 +51,15 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function openRuntime(config: Config, log: (message: string) => void = () => undefined): Promise<Runtime> {
+/**
+ * `log` receives the embedded PostgreSQL's own output; `warn` the events an operator should see (an
+ * orphaned PostgreSQL stopped, a PostgreSQL that died and is restarted); both default to silence.
+ */
+export async function openRuntime(
+  config: Config,
+  log: (message: string) => void = () => undefined,
+  warn: (message: string) => void = () => undefined,
+): Promise<Runtime> {
   let embedded: EmbeddedPostgres | null = null;
   let connectionString: string;
   let secrets: Secrets;
@@ -61,11 +69,20 @@ export async function openRuntime(config: Config, log: (message: string) => void
   } else {
     const stored = await loadOrCreateSecrets(config.dataDir);
     secrets = { pepper: config.secretPepper ?? stored.pepper, sessionSecret: config.sessionSecret ?? stored.sessionSecret };
-    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, password: stored.databasePassword, log });
-    await ensureDatabase(embedded.connectionString, 'paygate');
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, password: stored.databasePassword, log, warn });
+    try {
+      await ensureDatabase(embedded.connectionString, 'paygate');
+    } catch (error) {
+      await embedded.stop();
+      throw error;
+    }
     connectionString = embedded.connectionString.replace(/\/postgres$/, '/paygate');
   }
-  const db = createDatabase(connectionString);
+  const db = createDatabase(connectionString, {
+    // The node's pooled sessions carry its id, so operators can tell nodes apart in pg_stat_activity.
+    applicationName: `paygate:${config.nodeId ?? 'node'}`,
+    guardNestedPoolUse: config.debugChecks,
+  });
   try {
     await migrate(db);
   } catch (error) {

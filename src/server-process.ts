@@ -2,8 +2,9 @@
  * The server process: config -> database -> migrate -> services -> server -> listen; signals.
  * `npm start` (src/main.ts) and `paygate serve` (src/cli) both run it.
  *
- * Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 1 on a failed start or a shutdown that hung,
- * 2 on a configuration error, 3 when the embedded database is already in use by another process.
+ * Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 1 on a failed start, a shutdown that hung or
+ * an embedded PostgreSQL that died and could not be restarted (a supervisor then restarts us), 2 on a
+ * configuration error, 3 when the embedded database is already in use by another process.
  */
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -12,9 +13,15 @@ import { openRuntime, type Runtime } from './runtime.js';
 import { createServices, type Services } from './services.js';
 import { buildServer } from './http/server.js';
 import { EmbeddedDatabaseInUse } from './db/embedded.js';
+import { ClusterConfigError } from './cache/invalidation.js';
 
 /** How long a shutdown may take before the process gives up and exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
+/**
+ * When the embedded PostgreSQL is gone for good, /healthz answers 503 this long before the process
+ * exits, so that a prober sees why the node went away rather than only a refused connection.
+ */
+const LOST_LINGER_MS = 2_000;
 
 function loadConfigOrExit(): Config {
   try {
@@ -66,7 +73,12 @@ export async function runServer(): Promise<void> {
   };
 
   const start = async () => {
-    runtime = await openRuntime(config, (message) => log.debug({ postgres: message }, 'embedded postgres'));
+    runtime = await openRuntime(
+      config,
+      (message) => log.debug({ postgres: message }, 'embedded postgres'),
+      (message) => log.warn(message),
+    );
+    void runtime.embedded?.lost.then(lose);
     if (stopSignal) return;
     services = createServices(config, runtime.db, runtime.secrets, log);
     await services.start();
@@ -74,7 +86,7 @@ export async function runServer(): Promise<void> {
     const first = await services.users.bootstrapFirstAdmin(config.adminEmail, config.adminPassword);
     if (first) printFirstAdmin(first);
     if (stopSignal) return;
-    app = await buildServer(services);
+    app = await buildServer(services, { liveness: () => runtime?.embedded?.alive ?? true });
     await app.listen({ port: config.port, host: config.host });
     log.info({ url: `http://${config.host}:${config.port}`, docs: `${config.publicUrl}/docs` }, 'Paygate is listening');
   };
@@ -101,6 +113,19 @@ export async function runServer(): Promise<void> {
     log.info('stopped');
     process.exit(0);
   };
+  // The embedded PostgreSQL died and could not be restarted: one line on stderr, /healthz 503 for a
+  // moment, then close what still closes and exit 1.
+  async function lose(error: Error): Promise<void> {
+    if (stopSignal) return;
+    stopSignal = 'embedded PostgreSQL lost';
+    console.error(`paygate: ${error.message}`);
+    log.error({ err: error }, 'embedded PostgreSQL lost');
+    setTimeout(() => process.exit(1), LOST_LINGER_MS + SHUTDOWN_TIMEOUT_MS).unref();
+    await new Promise((resolve) => setTimeout(resolve, LOST_LINGER_MS));
+    await starting.catch(() => undefined);
+    await closeAll().catch(() => undefined);
+    process.exit(1);
+  }
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
@@ -112,6 +137,11 @@ export async function runServer(): Promise<void> {
     if (error instanceof EmbeddedDatabaseInUse) {
       console.error(`paygate: ${error.message}`);
       process.exit(3);
+    }
+    // A node that would break the revocation bound is a configuration error: one line, exit 2.
+    if (error instanceof ClusterConfigError) {
+      console.error(`paygate: configuration error: ${error.message}`);
+      process.exit(2);
     }
     throw error;
   }

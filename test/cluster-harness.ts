@@ -51,6 +51,11 @@ export interface Cluster {
   waitReady(node: ClusterNode, timeoutMs?: number): Promise<void>;
   /** SIGTERM, then waits for the exit (SIGKILL after a timeout). */
   stopNode(node: ClusterNode): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Starts one more node process with the cluster's environment plus `env` (without waiting for it to
+   * be ready: a node that must refuse to start is started this way too). It joins `nodes`.
+   */
+  addNode(id: string, env?: Record<string, string>): Promise<ClusterNode>;
   /** Stops every node still running, closes the test client and drops the database. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -169,16 +174,34 @@ export interface ClusterOptions {
   ids?: string[];
   /** Extra environment for every node. */
   env?: Record<string, string>;
+  /** Extra environment per node id, over `env` (e.g. a DATABASE_URL through a fault proxy). */
+  nodeEnv?: Record<string, Record<string, string>>;
+  /** The database to run on (a PostgreSQL the test owns); default a fresh clone of the template. */
+  database?: TestDatabase;
 }
 
 /** Starts the nodes on a fresh database and waits until every one answers /readyz with 200. */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const ids = options.ids ?? ['node-a', 'node-b', 'node-c'];
-  const database = await createTestDatabase();
+  const database = options.database ?? (await createTestDatabase());
   const admin = { email: `admin-${randomBytes(3).toString('hex')}@example.com`, password: `pw-${randomBytes(12).toString('hex')}` };
   const nodes: ClusterNode[] = [];
   const client = new pg.Client({ connectionString: database.url, application_name: 'paygate-cluster-test' });
+  // A fault test restarts or cuts the database under this client too: an error must not crash the worker.
+  client.on('error', () => undefined);
   let stopped = false;
+  const env: Record<string, string> = {
+    DATABASE_URL: database.url,
+    PAYGATE_SECRET_PEPPER: TEST_SECRETS.pepper,
+    PAYGATE_SESSION_SECRET: TEST_SECRETS.sessionSecret,
+    PAYGATE_ADMIN_EMAIL: admin.email,
+    PAYGATE_ADMIN_PASSWORD: admin.password,
+    LOG_LEVEL: 'warn',
+    // The development check of tests: a pool query inside an open transaction throws.
+    PAYGATE_DEBUG_CHECKS: '1',
+    ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    ...options.env,
+  };
 
   const cluster: Cluster = {
     nodes,
@@ -201,6 +224,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     },
     waitReady,
     stopNode,
+    async addNode(id, extra = {}) {
+      const node = spawnNode(id, await freePort(), { ...env, ...extra });
+      nodes.push(node);
+      return node;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -212,18 +240,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
   try {
     await client.connect();
-    const env: Record<string, string> = {
-      DATABASE_URL: database.url,
-      PAYGATE_SECRET_PEPPER: TEST_SECRETS.pepper,
-      PAYGATE_SESSION_SECRET: TEST_SECRETS.sessionSecret,
-      PAYGATE_ADMIN_EMAIL: admin.email,
-      PAYGATE_ADMIN_PASSWORD: admin.password,
-      LOG_LEVEL: 'warn',
-      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
-      ...options.env,
-    };
     // All together, as a deployment does: migration and the first admin are serialised by advisory locks.
-    for (const id of ids) nodes.push(spawnNode(id, await freePort(), env));
+    for (const id of ids) nodes.push(spawnNode(id, await freePort(), { ...env, ...options.nodeEnv?.[id] }));
     await Promise.all(nodes.map((node) => waitReady(node)));
   } catch (error) {
     await cluster.stop().catch(() => undefined);
