@@ -188,7 +188,13 @@ export class KeyVerifier {
     if (this.usage.size === 0) return;
     const batch = this.usage;
     this.usage = new Map();
-    await touchKeys(this.deps.db, new Map([...batch].map(([id, at]) => [id, new Date(at)])));
+    try {
+      await touchKeys(this.deps.db, new Map([...batch].map(([id, at]) => [id, new Date(at)])));
+    } catch (error) {
+      // Not lost: merged back (newest use wins) and written with the next flush.
+      for (const [id, at] of batch) if ((this.usage.get(id) ?? 0) < at) this.usage.set(id, at);
+      throw error;
+    }
   }
 
   startUsageFlusher(intervalMs = 5_000, onError: (error: unknown) => void = () => undefined): void {

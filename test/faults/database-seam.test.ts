@@ -101,7 +101,7 @@ describe('the database seam under faults', () => {
     process.on('uncaughtException', onUncaught);
     try {
       const failed = db.transaction(async (tx) => {
-        const [{ pid }] = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        const [{ pid }] = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')) as [{ pid: number }];
         await observer.query('SELECT pg_terminate_backend($1)', [pid]);
         // The termination arrives while no statement runs on this connection.
         await new Promise((resolve) => setTimeout(resolve, 200));
