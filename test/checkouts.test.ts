@@ -1,5 +1,5 @@
 /** Checkouts and the hosted pay page (SPEC §10), as behaviour sentences, over HTTP on a real database. */
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrgKey, createOrgWithKey, expectProblem, expectStatus, startPaygate, type OrgWithKey, type TestApp } from './harness.js';
 import { newId } from '../src/ids.js';
@@ -16,7 +16,9 @@ describe('checkouts and the hosted pay page', () => {
   let t: TestApp;
   let org: OrgWithKey;
   beforeAll(async () => {
-    t = await startPaygate();
+    // Payers' addresses come from X-Forwarded-For: each attempt here is from an address of its own,
+    // so the card-testing brake's per-address count (test/card-brake.test.ts) stays out of these tests.
+    t = await startPaygate({ env: { PAYGATE_TRUSTED_PROXIES: '127.0.0.1' } });
     org = await createOrgWithKey(t, SCOPES, 'Acme Books');
   });
   afterAll(async () => t?.close());
@@ -32,7 +34,7 @@ describe('checkouts and the hosted pay page', () => {
   const pay = (id: string, cardNumber: string | null) =>
     t.request('POST', `/pay/${id}`, {
       body: cardNumber === null ? '' : `cardNumber=${encodeURIComponent(cardNumber)}`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': `198.18.${randomInt(256)}.${randomInt(256)}` },
     });
   const client = async (name: string, token = org.token) => {
     const created = await api('POST', '/v1/clients', { name, email: 'payer@example.com' }, token);
@@ -435,6 +437,10 @@ describe('checkouts and the hosted pay page', () => {
       for (let i = 0; i < MAX_FAILED_ATTEMPTS; i++) expectStatus(await pay(checkout.id, DECLINED), 402);
       const locked = await pay(checkout.id, GOOD);
       expectStatus(locked, 429);
+      // The link is done for (the other limits are tested in test/card-brake.test.ts).
+      expect(locked.text).toContain('Ask the merchant for a new one.');
+      expect(locked.headers.get('retry-after')).toBeNull();
+      expectStatus(await page(checkout.id), 429);
       expect(await transactionsOf(checkout.id)).toHaveLength(MAX_FAILED_ATTEMPTS);
     });
 

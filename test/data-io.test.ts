@@ -5,7 +5,8 @@
  */
 import { get as httpGet, request as httpRequest, type IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createOrgKey,
   createOrgWithKey,
@@ -17,8 +18,11 @@ import {
   type TestApp,
   type TestDatabase,
 } from './harness.js';
+import { CsvReader } from '../src/payments/data-io/csv.js';
+import { MAX_PENDING_JOBS_PER_ORGANIZATION, UPLOAD_LIMITS } from '../src/payments/data-io/service.js';
+import { newId } from '../src/ids.js';
 
-const SCOPES = ['data_io:*', 'client:*'];
+const SCOPES = ['data_io:*', 'client:*', 'transaction:update'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let t: TestApp;
@@ -219,6 +223,54 @@ describe('exports', () => {
     );
   });
 
+  it('metadata keys named like Object.prototype members stay on their own row, in CSV and JSON, clients and transactions', async () => {
+    const org = await createOrgWithKey(t, SCOPES);
+    const keys = ['constructor', '__proto__', 'toString', 'hasOwnProperty'];
+    const imported = await startImport(t, org.token, `name,${keys.map((k) => `metadata.${k}`).join(',')}\r\nOdd,c,p,t,h\r\nPlain,,,,\r\n`);
+    expectStatus(imported, 202);
+    expect(await waitForJob(t, org.token, imported.body.id)).toMatchObject({ status: 'completed', rowCount: 2 });
+    const rows = await t.db.query<{ name: string; keys: string[] }>(
+      'SELECT name, ARRAY(SELECT jsonb_object_keys(metadata) ORDER BY 1) AS keys FROM clients WHERE organization_id = $1 ORDER BY name',
+      [org.organizationId],
+    );
+    expect(rows).toEqual([{ name: 'Odd', keys: [...keys].sort() }, { name: 'Plain', keys: [] }]);
+    const odd = { constructor: 'c', ['__proto__']: 'p', toString: 't', hasOwnProperty: 'h' };
+
+    /** Each data row of a CSV file as column -> cell. */
+    const table = (text: string) => {
+      const reader = new CsvReader(1_000_000);
+      const records = [...reader.push(text), ...reader.end()].map((item) => ('fields' in item ? item.fields : [])).filter((f) => f.length > 1);
+      const [header, ...data] = records;
+      return data.map((fields) => new Map(header!.map((column, i) => [column, fields[i]!])));
+    };
+    const csv = table((await exportAndDownload(org, 'clients', 'csv')).file.text);
+    const byName = new Map(csv.map((row) => [row.get('name'), row]));
+    for (const key of keys) {
+      expect(byName.get('Odd')!.get(`metadata.${key}`), key).toBe((odd as Record<string, string>)[key]);
+      // Read from Object.prototype this was `function Object() { [native code] }`, `[object Object]`, ...
+      expect(byName.get('Plain')!.get(`metadata.${key}`), key).toBe('');
+    }
+    const json = (await exportAndDownload(org, 'clients', 'json')).file.body as Array<{ name: string; metadata: Record<string, string> }>;
+    expect(json.find((c) => c.name === 'Odd')!.metadata).toEqual(odd);
+    expect(json.find((c) => c.name === 'Plain')!.metadata).toEqual({});
+
+    // Transactions: the same read, for metadata set through the API.
+    for (const [i, metadata] of [{ constructor: 'x', toString: 'y', hasOwnProperty: 'z' }, {}].entries()) {
+      await t.db.query(
+        `INSERT INTO transactions (id, organization_id, status, amount, currency, metadata, created_at)
+         VALUES ($1, $2, 'failed', 100, 'EUR', '{}', now() + make_interval(secs => $3))`,
+        [`txn_${org.organizationId.slice(4, 24)}t${i}`, org.organizationId, i],
+      );
+      const patched = await t.request('PATCH', `/v1/transactions/txn_${org.organizationId.slice(4, 24)}t${i}`, { token: org.token, body: { metadata } });
+      expectStatus(patched, 200);
+    }
+    const txns = table((await exportAndDownload(org, 'transactions', 'csv')).file.text);
+    expect(txns.map((row) => [row.get('metadata.constructor'), row.get('metadata.toString'), row.get('metadata.hasOwnProperty')])).toEqual([
+      ['x', 'y', 'z'],
+      ['', '', ''],
+    ]);
+  });
+
   it('an export with nothing to export is an empty array, or a CSV header alone', async () => {
     const org = await createOrgWithKey(t, SCOPES);
     const json = await exportAndDownload(org, 'transactions', 'json');
@@ -326,31 +378,186 @@ describe('imports', () => {
     const [after] = await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM data_io_jobs');
     expect(after!.n).toBe(before!.n);
   });
-  it('a node receives at most three uploads at once; a fourth is asked to retry', async () => {
-    const org = await createOrgWithKey(t, SCOPES);
-    const worker = t.services.payments.dataIo;
-    const responses: Array<Promise<number>> = [];
-    const slow = [0, 1, 2].map(() => {
-      const req = httpRequest(`${t.url}/v1/data-io/imports`, { method: 'POST', agent: false, headers: { authorization: `Bearer ${org.token}`, 'content-type': 'text/csv' } });
-      responses.push(
-        new Promise((resolve, reject) => {
-          req.on('response', (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
-          req.on('error', reject);
-        }),
-      );
-      req.write('name\r\n');
-      return req;
+});
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: any;
+}
+
+/**
+ * A slow upload over a raw socket: the request line, headers and `first` as one chunk (chunked
+ * transfer encoding), then only what the test sends. `response` resolves with the first answer.
+ */
+const openSockets = new Set<net.Socket>();
+function slowUpload(app: TestApp, token: string, first = 'name\r\n') {
+  const socket = net.connect(Number(new URL(app.url).port), '127.0.0.1');
+  openSockets.add(socket);
+  socket.on('close', () => openSockets.delete(socket));
+  const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+  let received = '';
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    const tryParse = () => {
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) return false;
+      const [statusLine, ...lines] = received.slice(0, end).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
+      const length = Number(headers['content-length'] ?? 0);
+      if (received.length < end + 4 + length) return false;
+      const raw = received.slice(end + 4, end + 4 + length);
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: raw ? JSON.parse(raw) : null });
+      return true;
+    };
+    socket.on('data', (data) => {
+      received += data.toString('utf8');
+      tryParse();
     });
-    while (worker.uploadsInFlight < 3) await sleep(5);
-    const refused = await startImport(t, org.token, 'name\r\nAda\r\n');
+    socket.on('error', () => undefined); // the server may reset after answering
+    socket.on('close', () => {
+      if (!tryParse()) reject(new Error(`closed without an answer: ${received}`));
+    });
+  });
+  socket.write(
+    `POST /v1/data-io/imports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(first)}`,
+  );
+  return {
+    response,
+    /** Resolves once the socket is closed (by the server, after an answer with Connection: close). */
+    closed,
+    send: (text: string) => socket.write(chunk(text)),
+    end: (text = '') => socket.write(`${text ? chunk(text) : ''}0\r\n\r\n`),
+    destroy: () => socket.destroy(),
+  };
+}
+
+/** Waits until the organization has `n` uploads in progress (their jobs are 'uploading'). */
+async function uploadsOf(organizationId: string, n: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [{ count }] = (await t.db.query<{ count: number }>("SELECT count(*)::int AS count FROM data_io_jobs WHERE organization_id = $1 AND status = 'uploading'", [
+      organizationId,
+    ])) as [{ count: number }];
+    if (count === n) return;
+    if (Date.now() > deadline) throw new Error(`${organizationId} has ${count} uploads, not ${n}`);
+    await sleep(10);
+  }
+}
+
+describe('slow uploads', () => {
+  const limits = () => t.services.payments.dataIo.uploadLimits;
+  const defaults = { ...UPLOAD_LIMITS };
+  afterEach(() => {
+    Object.assign(limits(), defaults);
+    // A failed test must not leave its slow uploads holding places for the next one.
+    for (const socket of openSockets) socket.destroy();
+  });
+
+  it('an organization has at most two uploads in progress on any node: a third is 429, other organizations still import', async () => {
+    const second = await startPaygate({ database: { url: t.config.databaseUrl!, name: 'shared', drop: async () => undefined } });
+    try {
+      const slow = await createOrgWithKey(t, SCOPES);
+      const other = await createOrgWithKey(t, SCOPES);
+      const uploads = [slowUpload(t, slow.token), slowUpload(second, slow.token)];
+      await uploadsOf(slow.organizationId, 2);
+      for (const node of [t, second]) {
+        const refused = await startImport(node, slow.token, 'name\r\nAda\r\n');
+        expectProblem(refused, 429, 'rate_limited');
+        expect(refused.headers.get('retry-after')).toBe('10');
+      }
+      // The slow tenant takes nothing from the others, on either node.
+      expectStatus(await startImport(t, other.token, 'name\r\nAda\r\n'), 202);
+      expectStatus(await startImport(second, other.token, 'name\r\nAda\r\n'), 202);
+      for (const upload of uploads) upload.end('Ada\r\n');
+      expect((await Promise.all(uploads.map((u) => u.response))).map((r) => r.status)).toEqual([202, 202]);
+      expectStatus(await startImport(t, slow.token, 'name\r\nAda\r\n'), 202);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a node receives a bounded number of uploads at once; past it, 503 with Retry-After, whoever sends', async () => {
+    limits().perNode = 3;
+    const worker = t.services.payments.dataIo;
+    const orgs = await Promise.all([0, 1, 2, 3].map(() => createOrgWithKey(t, SCOPES)));
+    const uploads = orgs.slice(0, 3).map((org) => slowUpload(t, org.token));
+    for (const org of orgs.slice(0, 3)) await uploadsOf(org.organizationId, 1);
+    expect(worker.uploadsInFlight).toBe(3);
+    const refused = await startImport(t, orgs[3]!.token, 'name\r\nAda\r\n');
     expectProblem(refused, 503, 'service_unavailable');
     expect(refused.headers.get('retry-after')).toBe('5');
-    for (const req of slow) req.end('Ada\r\n');
-    expect(await Promise.all(responses)).toEqual([202, 202, 202]);
+    for (const upload of uploads) upload.end('Ada\r\n');
+    expect((await Promise.all(uploads.map((u) => u.response))).map((r) => r.status)).toEqual([202, 202, 202]);
     expect(worker.uploadsInFlight).toBe(0);
+  });
+
+  it('an upload that sends nothing for the idle time fails with a clear 400, closes, and frees its place', async () => {
+    limits().idleMs = 300;
+    const org = await createOrgWithKey(t, SCOPES);
+    const stalled = [slowUpload(t, org.token), slowUpload(t, org.token, 'name\r\nAda\r\n')];
+    for (const upload of stalled) {
+      const answer = await upload.response;
+      expect(answer.status, JSON.stringify(answer)).toBe(400);
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.body).toMatchObject({ code: 'validation_error', errors: [{ path: '/body', message: expect.stringContaining('no data arrived for 0.3 seconds') }] });
+      expect(answer.headers.connection).toBe('close');
+      await upload.closed;
+    }
+    // Both places are free again, and the stalled uploads left no job behind.
+    await uploadsOf(org.organizationId, 0);
+    expect(t.services.payments.dataIo.uploadsInFlight).toBe(0);
+    expect(await t.db.query('SELECT 1 FROM data_io_jobs WHERE organization_id = $1', [org.organizationId])).toHaveLength(0);
+    limits().idleMs = defaults.idleMs;
+    expectStatus(await startImport(t, org.token, 'name\r\nAda\r\n'), 202);
+  });
+
+  it('an upload that trickles, never idle, still ends at the time an upload may take', async () => {
+    Object.assign(limits(), { idleMs: 400, maxMs: 1_000 });
+    const org = await createOrgWithKey(t, SCOPES);
+    const upload = slowUpload(t, org.token);
+    const trickle = setInterval(() => upload.send('A'), 100);
+    try {
+      const answer = await upload.response;
+      expect(answer.status, JSON.stringify(answer)).toBe(400);
+      expect(answer.body.errors[0].message).toContain('took longer than');
+    } finally {
+      clearInterval(trickle);
+      upload.destroy();
+    }
+    await uploadsOf(org.organizationId, 0);
+  });
+
+  it(`an organization has at most ${MAX_PENDING_JOBS_PER_ORGANIZATION} jobs queued or running: past it exports and imports are 429, others still start`, async () => {
+    const busy = await createOrgWithKey(t, SCOPES);
+    const other = await createOrgWithKey(t, SCOPES);
+    // Running on a live node elsewhere (fresh heartbeat): no worker here takes them over.
+    await t.db.query(
+      `INSERT INTO data_io_jobs (id, organization_id, kind, resource, format, status, created_by, claimed_by, attempts, heartbeat_at, started_at)
+       SELECT 'job_' || substr(md5($1 || i::text), 1, 22), $1, 'export', 'clients', 'csv', 'running', '{}', 'elsewhere:1', 1, now() + interval '1 hour', now()
+       FROM generate_series(1, $2::int) AS i`,
+      [busy.organizationId, MAX_PENDING_JOBS_PER_ORGANIZATION],
+    );
+    const exported = await startExport(t, busy.token, 'clients', 'csv');
+    expectProblem(exported, 429, 'rate_limited');
+    expect(exported.headers.get('retry-after')).toBe('30');
+    expectProblem(await startImport(t, busy.token, 'name\r\nAda\r\n'), 429, 'rate_limited');
+    expectStatus(await startExport(t, other.token, 'clients', 'csv'), 202);
+    await t.db.query("UPDATE data_io_jobs SET status = 'failed', completed_at = now() WHERE organization_id = $1", [busy.organizationId]);
+    expectStatus(await startExport(t, busy.token, 'clients', 'csv'), 202);
+  });
+
+  it("an uploading job whose node died (no heartbeat) no longer counts against its organization", async () => {
+    const org = await createOrgWithKey(t, SCOPES);
+    for (let i = 0; i < 2; i++) {
+      await t.db.query(
+        `INSERT INTO data_io_jobs (id, organization_id, kind, resource, format, status, created_by, heartbeat_at)
+         VALUES ($1, $2, 'import', 'clients', 'csv', 'uploading', '{}', now() - interval '1 minute')`,
+        [newId('job'), org.organizationId],
+      );
+    }
+    expectStatus(await startImport(t, org.token, 'name\r\nAda\r\n'), 202);
   });
 });
 

@@ -16,6 +16,7 @@ import {
   type TestApp,
   type TestDatabase,
 } from './harness.js';
+import { systemContext } from '../src/auth/context.js';
 import { addInterval, addMonths, occurrence, periodStartAt, planRun, runAfter } from '../src/payments/recurring/calendar.js';
 
 const d = (iso: string) => new Date(iso);
@@ -263,6 +264,37 @@ describe('recurring schedules', () => {
     await t.services.payments.recurring.tick();
     expect((await issued(t.db, schedule.id)).map((i) => i.id)).toEqual([invoice.id]);
     expect((await t.request('GET', `/v1/invoices/${invoice.id}`, { token: org.token })).body.recurringScheduleId).toBe(schedule.id);
+  });
+
+  it("a deleted organization's schedules issue nothing: the scheduler skips them, and pauses those due", async () => {
+    const gone = await createOrgWithKey(t, ['invoice:*', 'client:*']);
+    const client = (await t.request('POST', '/v1/clients', { token: gone.token, body: { name: 'Gone' } })).body.id;
+    const created = await create({ clientId: client, interval: 'day', template: TEMPLATE, startAt: at(86_400_000).toISOString() }, { token: gone.token });
+    expectStatus(created, 201);
+    await t.services.organizations.delete(systemContext(), gone.organizationId);
+    await t.db.query("UPDATE recurring_schedules SET next_run_at = now() - interval '1 minute' WHERE id = $1", [created.body.id]);
+    await t.services.payments.recurring.tick();
+    expect(await issued(t.db, created.body.id)).toEqual([]);
+    const [row] = await t.db.query<{ status: string }>('SELECT status FROM recurring_schedules WHERE id = $1', [created.body.id]);
+    expect(row!.status).toBe('paused');
+    // Even a run that reaches the schedule (it was picked just before the deletion) bills nothing.
+    await t.db.query("UPDATE recurring_schedules SET status = 'active' WHERE id = $1", [created.body.id]);
+    await expect(t.services.payments.recurring.run(t.db, gone.organizationId, created.body.id)).rejects.toMatchObject({ code: 'not_found' });
+    expect(await issued(t.db, created.body.id)).toEqual([]);
+  });
+
+  it("a schedule whose client was deleted issues nothing: it is paused at its next due run and cannot be resumed or run (409)", async () => {
+    const client = (await t.request('POST', '/v1/clients', { token: org.token, body: { name: 'Leaving' } })).body.id;
+    const created = await create({ clientId: client, interval: 'day', template: TEMPLATE, startAt: at(86_400_000).toISOString() });
+    expectStatus(created, 201);
+    expectStatus(await t.request('DELETE', `/v1/clients/${client}`, { token: org.token }), 204);
+    await t.db.query("UPDATE recurring_schedules SET next_run_at = now() - interval '1 minute' WHERE id = $1", [created.body.id]);
+    await t.services.payments.recurring.tick();
+    expect(await issued(t.db, created.body.id)).toEqual([]);
+    expect((await t.request('GET', `/v1/recurring-schedules/${created.body.id}`, { token: org.token })).body.status).toBe('paused');
+    expectProblem(await patch(created.body.id, { status: 'active' }), 409, 'conflict');
+    expectProblem(await run(created.body.id), 409, 'conflict');
+    expect(await issued(t.db, created.body.id)).toEqual([]);
   });
 
   it('the list is newest first, cursor-paginated, and filters by status', async () => {

@@ -2,17 +2,18 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { UnitOfWork } from '../unit-of-work.js';
 import { organizationOf } from '../http/routes.js';
-import type { IdempotencyService } from './idempotency.js';
+import type { IdempotencyOptions, IdempotencyService } from './idempotency.js';
 
 /**
  * Creates through the Idempotency-Key machinery and sends the (possibly replayed) response.
- * Replays carry `Idempotent-Replayed: true`.
+ * Replays carry `Idempotent-Replayed: true`. `options.sealed`: the response holds a secret (idempotency.ts).
  */
 export async function sendIdempotent<T>(
   request: FastifyRequest,
   reply: FastifyReply,
   idempotency: IdempotencyService,
   create: (tx: UnitOfWork) => Promise<{ status: number; body: T }>,
+  options: IdempotencyOptions = {},
 ): Promise<FastifyReply> {
   const header = request.headers['idempotency-key'];
   const result = await idempotency.run(
@@ -25,6 +26,7 @@ export async function sendIdempotent<T>(
       body: request.body,
     },
     create,
+    options,
   );
   if (result.replayed) reply.header('Idempotent-Replayed', 'true');
   return reply.code(result.status).send(result.body);

@@ -5,8 +5,15 @@
  * exactly one object: the key row is inserted in the same transaction as the object, so a duplicate's
  * INSERT waits on the unique index until the first commits, then replays its response. A request that
  * fails (rolls back) leaves no key behind, so it can be retried with the same key.
+ *
+ * Responses that hold a secret (a portal magic link: its URL signs a client in) are stored sealed:
+ * AES-256-GCM under a key derived from the pepper (HKDF-SHA256), bound to the row (organization,
+ * key, request hash) as associated data. The database alone then holds nothing that signs anyone
+ * in, while a replay still returns the very same response, as Stripe's idempotency promises (a
+ * replay that minted a new link would leave the first response's link live as a second one).
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import type { Peppers } from '../keys/hash.js';
 import type { UnitOfWork, Work } from '../unit-of-work.js';
 import { canonicalJson } from '../canonical-json.js';
 import { AppError, validationError } from '../errors.js';
@@ -29,10 +36,64 @@ export interface IdempotencyRequest {
   body: unknown;
 }
 
-export class IdempotencyService {
-  constructor(private readonly deps: { work: Work }) {}
+export interface IdempotencyOptions {
+  /** The response holds a secret: store it sealed, never in clear (see the file comment). */
+  sealed?: boolean;
+}
 
-  async run<T>(request: IdempotencyRequest, create: (tx: UnitOfWork) => Promise<{ status: number; body: T }>): Promise<IdempotentResult<T>> {
+/** Layout of a sealed response: version (1 byte), pepper version (2 bytes), IV (12), GCM tag (16), ciphertext. */
+const SEAL_VERSION = 1;
+const SEAL_INFO = 'paygate idempotency response v1';
+
+export class IdempotencyService {
+  private readonly sealKeys = new Map<number, Buffer>();
+
+  constructor(private readonly deps: { work: Work; peppers: Peppers }) {}
+
+  /** The sealing key of a pepper version, derived once: HKDF-SHA256(pepper, info). */
+  private sealKey(version: number): Buffer | null {
+    let key = this.sealKeys.get(version);
+    if (!key) {
+      const pepper = this.deps.peppers.byVersion.get(version);
+      if (!pepper) return null;
+      key = Buffer.from(hkdfSync('sha256', pepper.key, Buffer.alloc(0), SEAL_INFO, 32));
+      this.sealKeys.set(version, key);
+    }
+    return key;
+  }
+
+  private seal(body: unknown, aad: Buffer): Buffer {
+    const { version } = this.deps.peppers.current;
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.sealKey(version)!, iv);
+    cipher.setAAD(aad);
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(body), 'utf8'), cipher.final()]);
+    const header = Buffer.alloc(3);
+    header.writeUInt8(SEAL_VERSION, 0);
+    header.writeUInt16BE(version, 1);
+    return Buffer.concat([header, iv, cipher.getAuthTag(), ciphertext]);
+  }
+
+  /** The stored body, or null when it cannot be opened (another pepper, or the row was tampered with). */
+  private unseal<T>(sealed: Buffer, aad: Buffer): T | null {
+    if (sealed.length < 31 || sealed.readUInt8(0) !== SEAL_VERSION) return null;
+    const key = this.sealKey(sealed.readUInt16BE(1));
+    if (!key) return null;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(3, 15));
+      decipher.setAAD(aad);
+      decipher.setAuthTag(sealed.subarray(15, 31));
+      return JSON.parse(Buffer.concat([decipher.update(sealed.subarray(31)), decipher.final()]).toString('utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  async run<T>(
+    request: IdempotencyRequest,
+    create: (tx: UnitOfWork) => Promise<{ status: number; body: T }>,
+    options: IdempotencyOptions = {},
+  ): Promise<IdempotentResult<T>> {
     if (request.key === undefined) {
       const result = await this.deps.work.run(create);
       return { ...result, replayed: false };
@@ -41,6 +102,8 @@ export class IdempotencyService {
       throw validationError([{ path: '/headers/idempotency-key', message: 'must be 1 to 255 printable ASCII characters' }]);
     }
     const hash = createHash('sha256').update(`${request.method} ${request.path}\n${canonicalJson(request.body ?? null)}`).digest('hex');
+    // A sealed body opens only in its own row: moved to another key or organization, it fails.
+    const aad = Buffer.from(`${request.organizationId}\n${request.key}\n${hash}`, 'utf8');
     return this.deps.work.run(async (tx) => {
       // A key older than 24 h is expired: it is taken over as if new.
       const claimed = await tx.query(
@@ -48,28 +111,36 @@ export class IdempotencyService {
          VALUES ($1, $2, $3, $4, $5, 0)
          ON CONFLICT (organization_id, key) DO UPDATE
            SET method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
-               response_status = 0, response_body = NULL, created_at = now()
+               response_status = 0, response_body = NULL, response_sealed = NULL, created_at = now()
            WHERE idempotency_keys.created_at < now() - interval '24 hours'
          RETURNING key`,
         [request.organizationId, request.key, request.method, request.path, hash],
       );
       if (claimed.length === 0) {
-        const [stored] = await tx.query<{ request_hash: string; response_status: number; response_body: T }>(
-          'SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE organization_id = $1 AND key = $2',
+        const [stored] = await tx.query<{ request_hash: string; response_status: number; response_body: T; response_sealed: Buffer | null }>(
+          'SELECT request_hash, response_status, response_body, response_sealed FROM idempotency_keys WHERE organization_id = $1 AND key = $2',
           [request.organizationId, request.key],
         );
         if (!stored || stored.request_hash !== hash) {
           throw new AppError('idempotency_conflict', 'This Idempotency-Key was already used with a different request');
         }
-        return { status: stored.response_status, body: stored.response_body, replayed: true };
+        if (stored.response_sealed === null) return { status: stored.response_status, body: stored.response_body, replayed: true };
+        const body = this.unseal<T>(stored.response_sealed, aad);
+        // Never a 500 and never a second object: the caller learns to use a new key.
+        if (body === null) throw new AppError('idempotency_conflict', 'The stored response of this Idempotency-Key can no longer be read; use a new key');
+        return { status: stored.response_status, body, replayed: true };
       }
       const result = await create(tx);
-      await tx.query('UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE organization_id = $1 AND key = $2', [
-        request.organizationId,
-        request.key,
-        result.status,
-        JSON.stringify(result.body),
-      ]);
+      await tx.query(
+        'UPDATE idempotency_keys SET response_status = $3, response_body = $4, response_sealed = $5 WHERE organization_id = $1 AND key = $2',
+        [
+          request.organizationId,
+          request.key,
+          result.status,
+          options.sealed ? null : JSON.stringify(result.body),
+          options.sealed ? this.seal(result.body, aad) : null,
+        ],
+      );
       return { ...result, replayed: false };
     });
   }

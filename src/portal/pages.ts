@@ -6,6 +6,7 @@
 import { formatAmount } from '../payments/money.js';
 import type { InvoiceView } from '../payments/invoices/service.js';
 import { html, trustedConstant, type SafeHtml } from './html.js';
+import { waitInWords } from '../payments/checkouts/brake.js';
 
 export interface Page {
   title: string;
@@ -101,6 +102,26 @@ export function errorPage(status: number, title: string, message: string): Page 
     body: html`<h1>${title}</h1>
 <p>${message}</p>
 ${status < 500 && status !== 401 ? html`<p><a href="/portal">Back to your portal</a></p>` : ''}`,
+  };
+}
+
+/**
+ * The card-testing brake refused the Pay button (429). `brake` names what collected the declines:
+ * the invoice, the client, the payer's address or the merchant (payments/checkouts/brake.ts).
+ */
+export function tooManyAttemptsPage(brake: string, retryAfterSeconds: number): Page {
+  const wait = waitInWords(retryAfterSeconds);
+  const message =
+    brake === 'source'
+      ? `Too many declined card attempts have come from your network. Please try again in ${wait}.`
+      : brake === 'organization'
+        ? `Card payments are paused right now because of unusual activity. Please try again in ${wait}.`
+        : `There have been too many declined card attempts ${brake === 'invoice' ? 'for this invoice' : 'on your account'}. For your protection no more cards are accepted for ${wait}. You can also contact the company that billed you.`;
+  return {
+    title: 'Too many attempts',
+    body: html`<h1>Too many declined attempts</h1>
+<p>${message}</p>
+<p><a href="/portal">Back to your portal</a></p>`,
   };
 }
 

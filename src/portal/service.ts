@@ -9,6 +9,7 @@ import type { SettingsService } from '../settings/service.js';
 import type { ClientService } from '../payments/clients/service.js';
 import type { InvoiceService, InvoiceView } from '../payments/invoices/service.js';
 import type { CheckoutService, CheckoutView } from '../payments/checkouts/service.js';
+import type { CardBrake } from '../payments/checkouts/brake.js';
 import type { RequestContext } from '../auth/context.js';
 import { SYSTEM_ACTOR } from '../audit/events.js';
 import { AppError, notFound, validationError } from '../errors.js';
@@ -67,6 +68,7 @@ export class PortalService {
       clients: ClientService;
       invoices: InvoiceService;
       checkouts: CheckoutService;
+      brake: CardBrake;
     },
   ) {}
 
@@ -175,16 +177,32 @@ export class PortalService {
   }
 
   /**
-   * A checkout for one of the session's client's open invoices. An invoice of another client or
-   * organization, and a draft (the portal never shows drafts), is 404; a paid or void one is 409.
+   * The checkout the Pay button of one of the session's client's open invoices leads to: the open
+   * one it made before for that invoice, else a new one (a click is never a fresh set of attempts;
+   * the brake counts per invoice and client anyway). An invoice of another client or organization,
+   * and a draft (the portal never shows drafts), is 404; a paid or void one is 409; one whose
+   * declines are over the card-testing brake (or whose payer's address or merchant is) is
+   * `429 rate_limited` with Retry-After. `source` is the payer's address as brake.ts sourceOf() gives it.
    */
-  async payInvoice(session: PortalSession, invoiceId: string): Promise<CheckoutView> {
+  async payInvoice(session: PortalSession, invoiceId: string, source: string | null = null): Promise<CheckoutView> {
     const back = `${this.deps.config.publicUrl}/portal`;
+    const urls = { successUrl: back, cancelUrl: back };
     return this.deps.work.run(async (tx) => {
+      // The invoice row lock serialises clicks: simultaneous ones find (or make) the same checkout.
       const invoice = await this.deps.invoices.get(tx, session.organizationId, invoiceId, { forUpdate: true });
       if (invoice.clientId !== session.clientId || invoice.status === 'draft') throw notFound('invoice');
       if (invoice.status !== 'open') throw new AppError('conflict', `This invoice is ${invoice.status} and cannot be paid`);
-      return this.deps.checkouts.createForInvoice(tx, session.organizationId, invoice.id, { successUrl: back, cancelUrl: back });
+      // The checkout's own limit needs no look: its declines are its invoice's, in the same window.
+      const subjects = { checkoutId: null, invoiceId: invoice.id, clientId: invoice.clientId, organizationId: session.organizationId, source };
+      const trip = await this.deps.brake.check(tx, subjects);
+      if (trip) {
+        throw new AppError('rate_limited', 'Too many declined card attempts', {
+          headers: { 'Retry-After': String(trip.retryAfterSeconds) },
+          extra: { brake: trip.subject },
+        });
+      }
+      const existing = await this.deps.checkouts.reusableForInvoice(tx, session.organizationId, invoice.id, urls);
+      return existing ?? this.deps.checkouts.createForInvoice(tx, session.organizationId, invoice.id, urls);
     });
   }
 }

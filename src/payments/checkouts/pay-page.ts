@@ -12,6 +12,7 @@ import type { Services } from '../../services.js';
 import { AppError } from '../../errors.js';
 import { formatAmount } from '../money.js';
 import type { CheckoutView } from './service.js';
+import { sourceOf, waitInWords, type BrakeTrip } from './brake.js';
 import { contentSecurityPolicy, escapeHtml, isCspSafeOrigin, layout } from './html.js';
 
 /** A lookup that found nothing is null; other errors propagate. */
@@ -41,6 +42,23 @@ function sendPage(reply: FastifyReply, status: number, title: string, body: stri
 function messagePage(reply: FastifyReply, status: number, heading: string, text: string, link: { href: string; label: string } | null = null) {
   const linkHtml = link ? `<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>` : '';
   return sendPage(reply, status, heading, `<h1>${escapeHtml(heading)}</h1>\n<p>${escapeHtml(text)}</p>\n${linkHtml}`);
+}
+
+/** What the payer is told when the card-testing brake refuses (brake.ts), per subject. */
+function brakeMessage(trip: BrakeTrip): string {
+  const wait = waitInWords(trip.retryAfterSeconds);
+  switch (trip.subject) {
+    case 'checkout':
+      return 'This payment link has had too many declined attempts. Ask the merchant for a new one.';
+    case 'invoice':
+      return `This invoice has had too many declined card attempts. For your protection no more cards are accepted for it for ${wait}; you can also contact the merchant.`;
+    case 'client':
+      return `Your account has had too many declined card attempts. For your protection no more cards are accepted for ${wait}; you can also contact the merchant.`;
+    case 'source':
+      return `Too many declined card attempts have come from your network. Please try again in ${wait}.`;
+    case 'organization':
+      return `This merchant is not accepting card payments right now because of unusual activity. Please try again in ${wait}.`;
+  }
 }
 
 const returnLink = (checkout: CheckoutView) => (checkout.successUrl ? { href: checkout.successUrl, label: 'Return to the merchant' } : null);
@@ -97,6 +115,12 @@ export function registerPayPage(app: FastifyInstance, services: Services): void 
 
   const notFoundPage = (reply: FastifyReply) => messagePage(reply, 404, 'Payment link not found', 'This payment link does not exist. Check the link you were given.');
   const expiredPage = (reply: FastifyReply) => messagePage(reply, 410, 'Payment link expired', 'This payment link has expired and can no longer be paid. Ask the merchant for a new one.');
+  /** 429 with Retry-After: the same page before a card is typed (GET) and after (POST). */
+  const brakePage = (reply: FastifyReply, trip: BrakeTrip) => {
+    // A dead link (checkout limit) never reopens within its life: no Retry-After to wait for.
+    if (trip.subject !== 'checkout') reply.header('Retry-After', String(trip.retryAfterSeconds));
+    return messagePage(reply, 429, 'Too many attempts', brakeMessage(trip));
+  };
   const paidPage = (reply: FastifyReply, checkout: CheckoutView) =>
     messagePage(reply, 200, 'Already paid', 'This checkout has already been paid. Nothing more is due.', returnLink(checkout));
 
@@ -137,6 +161,9 @@ export function registerPayPage(app: FastifyInstance, services: Services): void 
           return messagePage(reply, 409, 'Cannot be paid', invoice?.status === 'paid' ? 'This invoice has already been paid.' : 'This invoice can no longer be paid.', returnLink(ctx.checkout));
         }
       }
+      // Braked: say so now, not after the card is typed.
+      const trip = await checkouts.brakeFor(services.db, ctx, sourceOf(request.ip));
+      if (trip) return brakePage(reply, trip);
       return formPage(reply, 200, ctx, testMode);
     });
 
@@ -150,7 +177,7 @@ export function registerPayPage(app: FastifyInstance, services: Services): void 
         // Not an attempt: nothing reached the processor, so no transaction is recorded.
         return formPage(reply, 400, ctx, testMode, 'Enter your card number.');
       }
-      const outcome = await checkouts.pay(id, cardNumber);
+      const outcome = await checkouts.pay(id, cardNumber, sourceOf(request.ip));
       switch (outcome.kind) {
         case 'not_found':
           return notFoundPage(reply);
@@ -161,7 +188,7 @@ export function registerPayPage(app: FastifyInstance, services: Services): void 
         case 'not_payable':
           return messagePage(reply, 409, 'Cannot be paid', outcome.reason, returnLink(outcome.checkout));
         case 'too_many_attempts':
-          return messagePage(reply, 429, 'Too many attempts', 'This payment link has had too many declined attempts. Ask the merchant for a new one.');
+          return brakePage(reply, outcome.trip);
         case 'failed':
           return formPage(reply, 402, { ...ctx, checkout: outcome.checkout }, testMode, `${outcome.message} No payment was taken; try another card.`);
         case 'succeeded': {

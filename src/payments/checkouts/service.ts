@@ -7,17 +7,22 @@
  * in the order invoice -> checkout, so concurrent submissions queue instead of deadlocking, and a
  * submission that gets the lock after a success sees `completed` and never reaches the processor.
  * The unique index transactions_one_success_per_checkout is the last line behind that lock.
+ *
+ * Declines feed the card-testing brake (brake.ts): before charging, an attempt is refused when its
+ * checkout, invoice, client, source address or organization has collected too many declines.
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
 import type { Work } from '../../unit-of-work.js';
 import type { Config } from '../../config.js';
+import type { Logger } from '../../services.js';
 import { AppError, notFound, validationError, type FieldError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import type { ClientService } from '../clients/service.js';
 import type { InvoiceService } from '../invoices/service.js';
 import type { PaymentProcessor } from '../processor/processor.js';
 import type { TransactionService, TransactionView } from '../transactions/service.js';
+import { CARD_BRAKES, countsAsDecline, type AttemptSubjects, type BrakeSubject, type BrakeTrip, type CardBrake } from './brake.js';
 
 export interface CheckoutView {
   id: string;
@@ -61,8 +66,10 @@ const SELECT = `SELECT *, ${EFFECTIVE_STATUS} AS effective_status FROM checkouts
 /** Default and largest lifetime of a checkout, in minutes (one hour; one day). */
 export const DEFAULT_EXPIRY_MINUTES = 60;
 export const MAX_EXPIRY_MINUTES = 1440;
-/** Failed attempts after which a checkout stops accepting cards (slows card-testing on a public page). */
-export const MAX_FAILED_ATTEMPTS = 10;
+/** Declines after which a checkout stops accepting cards (the brake's checkout limit, brake.ts). */
+export const MAX_FAILED_ATTEMPTS = CARD_BRAKES.find((r) => r.subject === 'checkout')!.limit;
+/** The portal reuses an invoice's open checkout only while the payer has this long left to pay. */
+const REUSE_MIN_REMAINING_MINUTES = 15;
 const MAX_URL_LENGTH = 2048;
 
 export interface CheckoutInput {
@@ -96,7 +103,8 @@ export type PayOutcome =
   | { kind: 'expired'; checkout: CheckoutView; organizationId: string }
   /** The invoice behind the checkout is no longer open (paid elsewhere, voided). */
   | { kind: 'not_payable'; checkout: CheckoutView; organizationId: string; reason: string }
-  | { kind: 'too_many_attempts'; checkout: CheckoutView; organizationId: string }
+  /** The card-testing brake refused the attempt before it reached the processor. */
+  | { kind: 'too_many_attempts'; checkout: CheckoutView; organizationId: string; trip: BrakeTrip }
   | { kind: 'succeeded'; checkout: CheckoutView; organizationId: string; transaction: TransactionView }
   | { kind: 'failed'; checkout: CheckoutView; organizationId: string; transaction: TransactionView; message: string };
 
@@ -137,8 +145,36 @@ export class CheckoutService {
       invoices: InvoiceService;
       processor: PaymentProcessor;
       transactions: TransactionService;
+      brake: CardBrake;
+      log: Logger;
     },
   ) {}
+
+  /** What an attempt on this checkout is counted under (brake.ts). */
+  private subjects(checkout: CheckoutView, organizationId: string, source: string | null): AttemptSubjects {
+    return { checkoutId: checkout.id, invoiceId: checkout.invoiceId, clientId: checkout.clientId, organizationId, source };
+  }
+
+  /**
+   * The brake's verdict on a checkout now (the pay page shows it before a card is typed; the portal
+   * before it sends the payer there). `source` is from brake.ts sourceOf().
+   */
+  async brakeFor(q: Queryable, found: PayableCheckout, source: string | null): Promise<BrakeTrip | null> {
+    return this.deps.brake.check(q, this.subjects(found.checkout, found.organizationId, source));
+  }
+
+  /** Refuses to make a checkout for an invoice or client whose declines are over the brake: `429 rate_limited`. */
+  private async refuseIfBraked(q: Queryable, organizationId: string, invoiceId: string | null, clientId: string | null): Promise<void> {
+    const subjects: AttemptSubjects = { checkoutId: null, invoiceId, clientId, organizationId, source: null };
+    const only: BrakeSubject[] = ['invoice', 'client'];
+    const trip = await this.deps.brake.check(q, subjects, only);
+    if (!trip) return;
+    throw new AppError(
+      'rate_limited',
+      `This ${trip.subject} has had ${trip.limit} declined card attempts in ${trip.windowSeconds / 3600} h (card-testing brake); retry after ${trip.retryAfterSeconds} s`,
+      { headers: { 'Retry-After': String(trip.retryAfterSeconds) }, extra: { retryAfterSeconds: trip.retryAfterSeconds } },
+    );
+  }
 
   private view(r: Row): CheckoutView {
     return {
@@ -185,7 +221,10 @@ export class CheckoutService {
     if (input.invoiceId !== undefined) {
       return this.insertForInvoice(tx, organizationId, input.invoiceId, { successUrl, cancelUrl, minutes });
     }
-    if (input.clientId !== undefined) await this.deps.clients.get(tx, organizationId, input.clientId);
+    if (input.clientId !== undefined) {
+      await this.deps.clients.get(tx, organizationId, input.clientId);
+      await this.refuseIfBraked(tx, organizationId, null, input.clientId);
+    }
     return this.insert(tx, organizationId, {
       amount: input.amount!,
       currency: input.currency!,
@@ -226,6 +265,8 @@ export class CheckoutService {
     const invoice = await this.deps.invoices.get(tx, organizationId, invoiceId);
     if (invoice.status !== 'open') throw new AppError('conflict', `Invoice ${invoice.id} is ${invoice.status}; only an open invoice can be paid`);
     if (invoice.total <= 0) throw new AppError('conflict', `Invoice ${invoice.id} has nothing to pay`);
+    // A new link for an invoice gives no new attempts: the invoice's declines are counted across its links.
+    await this.refuseIfBraked(tx, organizationId, invoice.id, invoice.clientId);
     return this.insert(tx, organizationId, {
       amount: invoice.total,
       currency: invoice.currency,
@@ -233,6 +274,26 @@ export class CheckoutService {
       invoiceId: invoice.id,
       ...options,
     });
+  }
+
+  /**
+   * The portal's Pay button reuses the invoice's open checkout that it made (same success and cancel
+   * URLs) while enough of its life is left, rather than making a new link per click: newest first.
+   * Call with the invoice row locked, so simultaneous clicks find the same one.
+   */
+  async reusableForInvoice(
+    tx: Queryable,
+    organizationId: string,
+    invoiceId: string,
+    urls: { successUrl: string; cancelUrl: string },
+  ): Promise<CheckoutView | null> {
+    const [row] = await tx.query<Row>(
+      `${SELECT} WHERE organization_id = $1 AND invoice_id = $2 AND status = 'open'
+         AND expires_at > now() + make_interval(mins => $3) AND success_url = $4 AND cancel_url = $5
+       ORDER BY created_at DESC LIMIT 1`,
+      [organizationId, invoiceId, REUSE_MIN_REMAINING_MINUTES, urls.successUrl, urls.cancelUrl],
+    );
+    return row ? this.view(row) : null;
   }
 
   private async insert(
@@ -290,8 +351,11 @@ export class CheckoutService {
     }
   }
 
-  /** One submission of the hosted page: at most one attempt, recorded as a transaction. */
-  async pay(id: string, cardNumber: string): Promise<PayOutcome> {
+  /**
+   * One submission of the hosted page: at most one attempt, recorded as a transaction. `source` is
+   * the payer's address as brake.ts sourceOf() gives it (null when unknown).
+   */
+  async pay(id: string, cardNumber: string, source: string | null = null): Promise<PayOutcome> {
     if (!isId('checkout', id)) return { kind: 'not_found' };
     return this.deps.work.run(async (tx): Promise<PayOutcome> => {
       const [peek] = await tx.query<Row>(`${SELECT} WHERE id = $1`, [id]);
@@ -311,7 +375,11 @@ export class CheckoutService {
       if (invoice === 'gone' || (invoice && invoice.status !== 'open')) {
         return { kind: 'not_payable', ...base, reason: invoice !== 'gone' && invoice.status === 'paid' ? 'This invoice has already been paid.' : 'This invoice can no longer be paid.' };
       }
-      if ((await this.deps.transactions.countFailedAttempts(tx, id)) >= MAX_FAILED_ATTEMPTS) return { kind: 'too_many_attempts', ...base };
+      // Lock order: invoice -> checkout -> client, source (brake.ts); then count.
+      const subjects = this.subjects(checkout, organizationId, source);
+      await this.deps.brake.lock(tx, subjects);
+      const trip = await this.deps.brake.check(tx, subjects);
+      if (trip) return { kind: 'too_many_attempts', ...base, trip };
 
       const transactionId = newId('transaction');
       const charge = await this.deps.processor.charge({ amount: checkout.amount, currency: checkout.currency, cardNumber, reference: transactionId });
@@ -333,6 +401,18 @@ export class CheckoutService {
           cardLast4: charge.cardLast4,
           processorReference: null,
         });
+        if (countsAsDecline(charge.failureCode)) {
+          await this.deps.brake.recordDecline(tx, { ...subjects, checkoutId: id });
+          // This decline may be the one that engages a limit: tell the operator once (the attempts
+          // refused after it are not declines, so they do not log again).
+          const engaged = await this.deps.brake.check(tx, subjects);
+          if (engaged && engaged.subject !== 'checkout') {
+            this.deps.log.warn(
+              { organizationId, checkoutId: id, brake: engaged.subject, limit: engaged.limit, windowSeconds: engaged.windowSeconds, ...(engaged.subject === 'source' ? { source } : {}) },
+              'card-testing brake engaged: further card attempts are refused until declines age out',
+            );
+          }
+        }
         return { kind: 'failed', ...base, transaction, message: charge.message };
       }
       const transaction = await this.deps.transactions.recordAttempt(tx, organizationId, {

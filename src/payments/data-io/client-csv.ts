@@ -64,25 +64,27 @@ function readRecord(columns: Column[], fields: string[]): { client: ClientInput 
   const problems: string[] = [];
   let name = '';
   let email: string | null = null;
-  const metadata: Record<string, string> = {};
+  // A Map, then own data properties: `metadata[key] = value` with the key `__proto__` would set the
+  // object's prototype instead of a key (and lose the value); Object.fromEntries defines own keys.
+  const values = new Map<string, string>();
   columns.forEach((column, i) => {
     const value = unguardCell(fields[i]!);
     // PostgreSQL text cannot hold U+0000.
     if (value.includes('\u0000')) problems.push(`${column.kind === 'metadata' ? `metadata.${column.key}` : column.kind} contains a NUL character`);
     if (column.kind === 'name') name = value;
     else if (column.kind === 'email') email = value === '' ? null : value;
-    else if (column.kind === 'metadata' && value !== '') metadata[column.key] = value;
+    else if (column.kind === 'metadata' && value !== '') values.set(column.key, value);
   });
+  const metadata: Record<string, string> = Object.fromEntries(values);
   if (name === '') problems.push('name is required');
   else if (length(name) > NAME_MAX) problems.push(`name is longer than ${NAME_MAX} characters`);
   if (email !== null) {
     if (length(email) > EMAIL_MAX) problems.push(`email is longer than ${EMAIL_MAX} characters`);
     else if (!EMAIL.test(email)) problems.push('email is not a valid email address');
   }
-  const keys = Object.keys(metadata);
-  if (keys.length > METADATA_MAX_KEYS) problems.push(`has ${keys.length} metadata values, at most ${METADATA_MAX_KEYS} are allowed`);
-  for (const key of keys) {
-    if (length(metadata[key]!) > METADATA_VALUE_MAX) problems.push(`metadata.${key} is longer than ${METADATA_VALUE_MAX} characters`);
+  if (values.size > METADATA_MAX_KEYS) problems.push(`has ${values.size} metadata values, at most ${METADATA_MAX_KEYS} are allowed`);
+  for (const [key, value] of values) {
+    if (length(value) > METADATA_VALUE_MAX) problems.push(`metadata.${key} is longer than ${METADATA_VALUE_MAX} characters`);
   }
   if (problems.length > 0) return { error: problems.join('; ') };
   return { client: { name, email, metadata } };

@@ -134,6 +134,16 @@ describe('reading a client CSV', () => {
     expect((await read(`name,metadata.${'k'.repeat(41)}\r\n`))[0]).toMatchObject({ line: 1 });
   });
 
+  it('metadata keys named like Object.prototype members are own keys of that client alone', async () => {
+    const keys = ['constructor', '__proto__', 'toString', 'hasOwnProperty'];
+    const items = await read(`name,${keys.map((k) => `metadata.${k}`).join(',')}\r\nA,c,p,t,h\r\nB,,,,\r\n`);
+    const [a, b] = items as Array<{ client: { metadata: Record<string, string> } }>;
+    expect(Object.keys(a!.client.metadata)).toEqual(keys);
+    expect(Object.getPrototypeOf(a!.client.metadata)).toBe(Object.prototype);
+    expect(JSON.parse(JSON.stringify(a!.client.metadata))).toEqual({ constructor: 'c', ['__proto__']: 'p', toString: 't', hasOwnProperty: 'h' });
+    expect(Object.keys(b!.client.metadata)).toEqual([]);
+  });
+
   it('removes the export formula guard', async () => {
     expect(await read(`name,email\r\n'=cmd,\r\n`)).toEqual([{ line: 2, client: { name: '=cmd', email: null, metadata: {} } }]);
   });

@@ -89,7 +89,9 @@ export async function runExport(deps: RunDeps, job: ClaimedJob, reporter: JobRep
       for (const row of rows) {
         if (job.format === 'csv') {
           const metadata = (row.metadata ?? {}) as Record<string, string>;
-          text += csvLine([...source.csvValues(row), ...keys.map((k) => metadata[k] ?? null)]);
+          // Own keys only: a key another row uses (`constructor`, `__proto__`, `toString`) must not
+          // read Object.prototype's member here and print `function Object() { [native code] }`.
+          text += csvLine([...source.csvValues(row), ...keys.map((k) => (Object.hasOwn(metadata, k) ? metadata[k]! : null))]);
         } else {
           // One object per line inside the array: still valid JSON, and greppable.
           text += `${written === 0 ? '\n' : ',\n'}${JSON.stringify(source.json(row))}`;

@@ -70,11 +70,32 @@ const toView = (r: JobRow): DataIoJobView => ({
 
 /** Largest accepted import file (documented in docs and the route). */
 export const MAX_IMPORT_BYTES = 50 * 1024 * 1024;
+
 /**
- * Uploads in flight per node. Each holds a pooled connection for its transaction while the client
- * sends; more than this would let slow uploaders take the whole pool.
+ * Bounds of import uploads, so that slow or stalled uploaders cannot take the imports of other
+ * tenants: an organization has at most `perOrganization` uploads in progress across the cluster
+ * (counted in PostgreSQL: live `uploading` jobs), a node receives at most `perNode` at once (each
+ * buffers up to one chunk), an upload that sends nothing for `idleMs` fails, and one may take
+ * `maxMs` in all (a trickle of a byte now and then is not idle, but ends there). An uploading job
+ * shows it is alive every `heartbeatMs`; one silent for `aliveMs` (its node died) no longer counts.
+ * Tests shorten them through `DataIoService.uploadLimits`.
  */
-const MAX_CONCURRENT_UPLOADS = 3;
+export const UPLOAD_LIMITS = {
+  perOrganization: 2,
+  perNode: 16,
+  idleMs: 30_000,
+  maxMs: 15 * 60_000,
+  heartbeatMs: 5_000,
+  aliveMs: 20_000,
+};
+/**
+ * Jobs an organization may have queued or running at once. Each node runs one job at a time, oldest
+ * first: without a cap, one tenant queuing hundreds of large exports would hold every other
+ * tenant's jobs behind them. Past it, `429 rate_limited`.
+ */
+export const MAX_PENDING_JOBS_PER_ORGANIZATION = 20;
+/** Advisory lock class of the per-organization job and upload counts (two-int4 keyspace). */
+const JOBS_LOCK_CLASS = 0x75706c64; // 'upld'
 /** Idle poll for queued jobs; new jobs on this node start at once (kick). */
 const POLL_MS = 1_000;
 const HEARTBEAT_MS = 5_000;
@@ -82,11 +103,41 @@ const HEARTBEAT_MS = 5_000;
 const STALE_AFTER_S = 60;
 const MAX_ATTEMPTS = 3;
 const MAX_BACKOFF_MS = 30_000;
-/** An upload not queued after this long was abandoned (its node died mid-upload). */
-const UPLOAD_STALE_AFTER_S = 3600;
+/** An uploading job without a heartbeat for this long was abandoned (its node died mid-upload). */
+const UPLOAD_STALE_AFTER_S = 600;
 
 /** The claim on a job was taken over (this node was presumed dead): stop without writing. */
 class LostClaim extends Error {}
+
+/**
+ * The next piece of an upload, or a `400` once nothing arrived for `idleMs` or the whole upload
+ * passed `maxMs`. The answer closes the connection: a stalled client is not waited for again.
+ */
+async function nextWithin(
+  pieces: AsyncIterator<Buffer>,
+  limits: { idleMs: number; maxMs: number },
+  startedAt: number,
+): Promise<IteratorResult<Buffer>> {
+  const left = startedAt + limits.maxMs - Date.now();
+  const idle = limits.idleMs <= left;
+  const next = pieces.next();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // The read stays pending until the connection closes; its outcome no longer matters.
+      next.catch(() => undefined);
+      const message = idle
+        ? `no data arrived for ${limits.idleMs / 1000} seconds, so the upload was abandoned; send the file again`
+        : `the upload took longer than ${limits.maxMs / 60_000} minutes, so it was abandoned; send the file again`;
+      reject(new AppError('validation_error', `The import ${message}`, { extra: { errors: [{ path: '/body', message }] }, headers: { Connection: 'close' } }));
+    }, Math.max(0, Math.min(limits.idleMs, left)));
+  });
+  try {
+    return await Promise.race([next, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export interface DataIoDeps {
   db: Database;
@@ -105,6 +156,8 @@ export class DataIoService {
   private again = false;
   private failures = 0;
   private uploads = 0;
+  /** See UPLOAD_LIMITS; per service so a test can shorten them on one node. */
+  readonly uploadLimits = { ...UPLOAD_LIMITS };
 
   constructor(private readonly deps: DataIoDeps) {}
 
@@ -117,6 +170,8 @@ export class DataIoService {
 
   async createExport(ctx: RequestContext, organizationId: string, input: { resource: ExportResource; format: ExportFormat }): Promise<DataIoJobView> {
     const job = await this.deps.work.run(async (tx) => {
+      await this.lockJobsOf(tx, organizationId);
+      await this.refuseIfBacklogged(tx, organizationId, {});
       const row = await this.insertJob(tx, ctx, organizationId, 'export', input.resource, input.format, 'queued');
       tx.audit({
         action: 'data_io.export_started',
@@ -139,19 +194,32 @@ export class DataIoService {
    * sends: a slow upload must not keep a connection idle in a transaction (the server would end it)
    * nor hold locks. Until it is queued the job is `uploading`, which no reader sees and no worker
    * claims; a failed upload deletes it, and one whose node died is purged (UPLOAD_STALE_AFTER_S).
+   * The bounds of UPLOAD_LIMITS apply: `429 rate_limited` past the organization's uploads, `503`
+   * past the node's, `400` for an upload that stalls or takes too long (the connection is closed).
    */
   async createImport(ctx: RequestContext, organizationId: string, body: Readable, maxBytes = MAX_IMPORT_BYTES): Promise<DataIoJobView> {
-    if (this.uploads >= MAX_CONCURRENT_UPLOADS) {
+    const limits = this.uploadLimits;
+    if (this.uploads >= limits.perNode) {
       body.resume();
       throw new AppError('service_unavailable', 'Too many imports are being uploaded to this node; retry shortly', { headers: { 'Retry-After': '5' } });
     }
     this.uploads++;
     let stagedId: string | null = null;
+    let heartbeat: NodeJS.Timeout | null = null;
     try {
-      const staged = await this.insertJob(this.deps.db, ctx, organizationId, 'import', 'clients', 'csv', 'uploading');
+      const staged = await this.stageUpload(ctx, organizationId);
       stagedId = staged.id;
+      heartbeat = setInterval(() => {
+        void this.deps.db.query("UPDATE data_io_jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'uploading'", [staged.id]).catch(() => undefined);
+      }, limits.heartbeatMs);
+      heartbeat.unref();
       const writer = new ChunkWriter(this.deps.db, staged.id, 'input');
-      for await (const piece of body as AsyncIterable<Buffer>) {
+      const pieces = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      const startedAt = Date.now();
+      for (;;) {
+        const next = await nextWithin(pieces, limits, startedAt);
+        if (next.done) break;
+        const piece = next.value;
         if (writer.bytes + piece.length > maxBytes) {
           // Answered before the body ends; closing the connection afterwards stops the upload
           // rather than reading the rest of it to keep the connection alive.
@@ -182,14 +250,61 @@ export class DataIoService {
       if (stagedId) await this.deps.db.query("DELETE FROM data_io_jobs WHERE id = $1 AND status = 'uploading'", [stagedId]).catch(() => undefined);
       throw error;
     } finally {
+      if (heartbeat) clearInterval(heartbeat);
       this.uploads--;
     }
   }
 
-  /** Deletes uploads whose node died before it queued them. */
+  /**
+   * The `uploading` job of a new upload, unless the organization already has its share in progress
+   * on any node. Counted and inserted under an advisory lock per organization, so two nodes cannot
+   * both take the last place; only jobs whose heartbeat is recent count (a dead node's do not).
+   */
+  private async stageUpload(ctx: RequestContext, organizationId: string): Promise<JobRow> {
+    const limits = this.uploadLimits;
+    return this.deps.db.transaction(async (tx) => {
+      await this.lockJobsOf(tx, organizationId);
+      // The file is not read on after a refusal: the connection closes after the answer.
+      await this.refuseIfBacklogged(tx, organizationId, { Connection: 'close' });
+      const [{ n }] = (await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM data_io_jobs
+          WHERE organization_id = $1 AND status = 'uploading' AND heartbeat_at > now() - make_interval(secs => $2)`,
+        [organizationId, limits.aliveMs / 1000],
+      )) as [{ n: number }];
+      if (n >= limits.perOrganization) {
+        // Not read on: the connection closes after the answer instead of taking the whole file.
+        throw new AppError('rate_limited', `This organization already has ${n} imports uploading; wait for one to finish`, {
+          headers: { 'Retry-After': '10', Connection: 'close' },
+          extra: { retryAfterSeconds: 10 },
+        });
+      }
+      return this.insertJob(tx, ctx, organizationId, 'import', 'clients', 'csv', 'uploading');
+    });
+  }
+
+  /** Serialises the counts and inserts of one organization's jobs, so two nodes cannot both take a last place. */
+  private async lockJobsOf(tx: Queryable, organizationId: string): Promise<void> {
+    await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [JOBS_LOCK_CLASS, organizationId]);
+  }
+
+  /** `429` when the organization already has MAX_PENDING_JOBS_PER_ORGANIZATION jobs queued or running. */
+  private async refuseIfBacklogged(tx: Queryable, organizationId: string, headers: Record<string, string>): Promise<void> {
+    const [{ n }] = (await tx.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM data_io_jobs WHERE organization_id = $1 AND status IN ('queued', 'running')",
+      [organizationId],
+    )) as [{ n: number }];
+    if (n >= MAX_PENDING_JOBS_PER_ORGANIZATION) {
+      throw new AppError('rate_limited', `This organization already has ${n} data I/O jobs queued or running; start more once they finish`, {
+        headers: { 'Retry-After': '30', ...headers },
+        extra: { retryAfterSeconds: 30 },
+      });
+    }
+  }
+
+  /** Deletes uploads whose node died before it queued them (no heartbeat for UPLOAD_STALE_AFTER_S). */
   async purgeAbandonedUploads(): Promise<void> {
     await this.deps.db.query(
-      "DELETE FROM data_io_jobs WHERE status = 'uploading' AND created_at < now() - make_interval(secs => $1)",
+      "DELETE FROM data_io_jobs WHERE status = 'uploading' AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => $1)",
       [UPLOAD_STALE_AFTER_S],
     );
   }
@@ -247,8 +362,8 @@ export class DataIoService {
     status: 'queued' | 'uploading',
   ): Promise<JobRow> {
     const [row] = await q.query<JobRow>(
-      `INSERT INTO data_io_jobs (id, organization_id, kind, resource, format, status, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      `INSERT INTO data_io_jobs (id, organization_id, kind, resource, format, status, created_by, heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6 = 'uploading' THEN now() END) RETURNING *`,
       [newId('job'), organizationId, kind, resource, format, status, JSON.stringify(ctx.actor)],
     );
     return row!;

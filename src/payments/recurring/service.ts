@@ -21,6 +21,11 @@
  * Catch-up rule (see calendar.ts planRun): a schedule that fell behind (paused for months, then
  * resumed; nodes down) issues ONE invoice, for the period the present falls in, then continues
  * from the next run after it. Missed periods are not billed retroactively.
+ *
+ * Nobody to bill: the scheduler never picks a schedule of a deleted organization (the due query
+ * skips them; each pass also pauses those that fell due, so they leave the due index instead of
+ * being stepped over on every pass; deletion is final). A schedule whose client was deleted is
+ * paused at its next due run and issues nothing; it cannot be resumed or run (`409 conflict`).
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
@@ -120,7 +125,10 @@ const TICK_MS = 2_000;
 /** Runs one node issues per tick at most, so a huge backlog cannot keep a tick (and stop()) busy. */
 const MAX_RUNS_PER_TICK = 500;
 
-type Issued = { kind: 'issued'; invoice: InvoiceView; fresh: boolean } | { kind: 'client_deleted' };
+type Issued = { kind: 'issued'; invoice: InvoiceView; fresh: boolean } | { kind: 'client_deleted' } | { kind: 'organization_deleted' };
+
+/** Schedules of deleted organizations that fell due, paused per pass at most (one short statement). */
+const RETIRE_BATCH = 1000;
 
 export class RecurringScheduleService {
   private timer: NodeJS.Timeout | null = null;
@@ -189,7 +197,10 @@ export class RecurringScheduleService {
   async update(organizationId: string, id: string, changes: ScheduleChanges): Promise<RecurringScheduleView> {
     if (changes.template) requireTotal(changes.template.lines, '/template/lines');
     return this.deps.work.run(async (tx) => {
-      await this.row(tx, organizationId, id, true);
+      const current = await this.row(tx, organizationId, id, true);
+      if (changes.status === 'active' && current.status !== 'active' && !(await this.clientExists(tx, current.client_id))) {
+        throw new AppError('conflict', `The client of recurring schedule ${id} was deleted; the schedule cannot be resumed`);
+      }
       const reanchor = changes.interval !== undefined || changes.intervalCount !== undefined || changes.nextRunAt !== undefined;
       const [row] = await tx.query<Row>(
         `UPDATE recurring_schedules SET
@@ -243,6 +254,7 @@ export class RecurringScheduleService {
     if (row.status !== 'active') throw new AppError('conflict', `Recurring schedule ${id} is paused; resume it to run it`);
     const outcome = await this.issue(tx, row);
     if (outcome.kind === 'client_deleted') throw new AppError('conflict', `The client of recurring schedule ${id} was deleted`);
+    if (outcome.kind === 'organization_deleted') throw notFound('recurring schedule');
     return { status: outcome.fresh ? 201 : 200, invoice: outcome.invoice };
   }
 
@@ -250,8 +262,14 @@ export class RecurringScheduleService {
   private async issue(tx: Queryable, row: Row): Promise<Issued> {
     // The database's clock, not this node's: every node must agree on which period is current.
     const [{ now }] = (await tx.query<{ now: Date }>('SELECT clock_timestamp() AS now')) as [{ now: Date }];
-    const client = await tx.query('SELECT 1 FROM clients WHERE id = $1 AND deleted_at IS NULL', [row.client_id]);
-    if (client.length === 0) return { kind: 'client_deleted' };
+    // Checked under the schedule's lock, whoever runs it: a deleted organization or client is billed nothing.
+    const [billable] = await tx.query<{ organization_active: boolean; client_active: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1 AND status = 'active') AS organization_active,
+              EXISTS (SELECT 1 FROM clients WHERE id = $2 AND deleted_at IS NULL) AS client_active`,
+      [row.organization_id, row.client_id],
+    );
+    if (!billable!.organization_active) return { kind: 'organization_deleted' };
+    if (!billable!.client_active) return { kind: 'client_deleted' };
     const plan = planRun(row.anchor_at, { interval: row.interval, intervalCount: row.interval_count }, row.next_run_at, now);
     let invoice = await this.deps.invoices.issueRecurring(tx, row.organization_id, {
       clientId: row.client_id,
@@ -285,22 +303,26 @@ export class RecurringScheduleService {
   async tick(): Promise<number> {
     let issued = 0;
     const failed: string[] = [];
+    await this.retireDeletedOrganizations();
     for (let i = 0; i < MAX_RUNS_PER_TICK && !this.stopped; i++) {
       const attempt: { scheduleId: string | null } = { scheduleId: null };
       try {
         const outcome = await this.deps.db.transaction(async (tx) => {
           const [row] = await tx.query<Row>(
-            `SELECT * FROM recurring_schedules
+            `SELECT * FROM recurring_schedules s
              WHERE status = 'active' AND deleted_at IS NULL AND next_run_at <= now() AND NOT (id = ANY($1::text[]))
+               AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = s.organization_id AND o.status = 'active')
              ORDER BY next_run_at LIMIT 1
-             FOR UPDATE SKIP LOCKED`,
+             FOR UPDATE OF s SKIP LOCKED`,
             [failed],
           );
           if (!row) return 'idle' as const;
           attempt.scheduleId = row.id;
           const result = await this.issue(tx, row);
+          // Deleted since the query above: nothing issued; the next pass retires it.
+          if (result.kind === 'organization_deleted') return 'skipped' as const;
           if (result.kind === 'client_deleted') {
-            // Nobody to bill: pause rather than retry every tick; visible (and resumable) over the API.
+            // Nobody to bill: pause rather than retry every tick; visible over the API (not resumable).
             await tx.query("UPDATE recurring_schedules SET status = 'paused', updated_at = now() WHERE id = $1", [row.id]);
             this.deps.log.warn({ scheduleId: row.id }, 'recurring schedule paused: its client was deleted');
             return 'skipped' as const;
@@ -316,6 +338,24 @@ export class RecurringScheduleService {
       }
     }
     return issued;
+  }
+
+  private async clientExists(q: Queryable, clientId: string): Promise<boolean> {
+    return (await q.query('SELECT 1 FROM clients WHERE id = $1 AND deleted_at IS NULL', [clientId])).length > 0;
+  }
+
+  /**
+   * Pauses the due schedules of deleted organizations (deletion is final, so they would never run),
+   * so the due query does not step over them on every pass. Rows another node holds are skipped.
+   */
+  private async retireDeletedOrganizations(): Promise<void> {
+    await this.deps.db.query(
+      `UPDATE recurring_schedules SET status = 'paused', updated_at = now()
+        WHERE id IN (SELECT s.id FROM recurring_schedules s JOIN organizations o ON o.id = s.organization_id
+                      WHERE s.status = 'active' AND s.deleted_at IS NULL AND s.next_run_at <= now() AND o.status = 'deleted'
+                      LIMIT $1 FOR UPDATE OF s SKIP LOCKED)`,
+      [RETIRE_BATCH],
+    );
   }
 
   /** Starts the loop on this node (every node runs one; see the header for why that is safe). */

@@ -145,12 +145,6 @@ export class TransactionService {
     return toTransactionView(row!);
   }
 
-  /** Failed attempts on a checkout so far (the pay page stops accepting attempts past a limit). */
-  async countFailedAttempts(tx: Queryable, checkoutId: string): Promise<number> {
-    const [row] = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM transactions WHERE checkout_id = $1 AND status = 'failed'", [checkoutId]);
-    return row!.n;
-  }
-
   async list(organizationId: string, filter: TransactionFilter) {
     return listNewestFirst(this.deps.db, {
       table: 'transactions',
