@@ -174,8 +174,9 @@ describe('the server process in embedded mode', () => {
     expect(second.stdout).not.toMatch(/first global admin/);
   });
 
-  it('refuses a CLI command on the embedded database the server is using (exit 3)', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const cli = await runToExit(['src/cli/index.ts', 'key', 'create', '--system', '--name', 'x', '--scopes', 'health:read'], { PAYGATE_DATA_DIR: dataDir });
+  it('refuses a CLI bootstrap command on the embedded database the server is using (exit 3)', { timeout: TEST_TIMEOUT_MS }, async () => {
+    // Only the bootstrap commands open the database; the rest of the CLI speaks HTTP (test/cli.test.ts).
+    const cli = await runToExit(['src/cli/index.ts', 'admin', 'create', '--email', 'x@example.com'], { PAYGATE_DATA_DIR: dataDir });
     expect(cli.code, cli.stderr).toBe(3);
     expect(cli.stdout).toBe('');
     expect(cli.stderr).toMatch(/^paygate: .*already in use/);

@@ -1,38 +1,51 @@
 #!/usr/bin/env node
 /**
- * `paygate`: the operator's command line. Every command calls the same services as the HTTP API
- * (never SQL of its own), on the database the server uses, configured by the same environment.
- * Results are JSON on stdout; failures are one line on stderr and a non-zero exit code (errors.ts).
+ * `paygate`: the command line. Almost every command speaks Paygate's public HTTP API (`--url` /
+ * `PAYGATE_URL`, a credential from `paygate login` or `PAYGATE_TOKEN`), exactly as any integration
+ * does, so it works beside a running server and against a remote cluster, under the same rules and
+ * audit. Only the bootstrap commands (`migrate`, `admin create`) and `serve` run Paygate's own code
+ * on the database; they load it lazily, so the HTTP commands never touch it.
+ *
+ * Results go to stdout (tables on a terminal, JSON with --json or when piped); failures are one line
+ * on stderr and an exit code of errors.ts. Reference: docs/cli.md.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { describeFailure } from './errors.js';
+import { cliVersion } from './version.js';
+import { DEFAULT_URL } from './connection.js';
 import { registerServe } from './commands/serve.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerAdminCreate } from './commands/admin-create.js';
-import { registerOrgCreate } from './commands/org-create.js';
-import { registerKeyCreate } from './commands/key-create.js';
-import { registerKeyRotate } from './commands/key-rotate.js';
-import { registerKeyRevoke } from './commands/key-revoke.js';
+import { registerSessionCommands } from './commands/session.js';
+import { registerOrgCommands } from './commands/org.js';
+import { registerKeyCommands } from './commands/key.js';
+import { registerMemberCommands } from './commands/member.js';
+import { registerAuditCommands } from './commands/audit.js';
 
 function buildProgram(): Command {
   const program = new Command('paygate')
     .description(
-      'Paygate operator commands. Configuration comes from the environment, as for the server: ' +
-        'DATABASE_URL (with PAYGATE_SECRET_PEPPER and PAYGATE_SESSION_SECRET), or the embedded database in PAYGATE_DATA_DIR (default ./data). ' +
-        'An embedded database can be used by one process at a time: stop the server before running commands against it.',
+      'Paygate from the command line, over its HTTP API. Sign in with `paygate login`, or set PAYGATE_TOKEN ' +
+        '(an API key or a session token). Bootstrap commands (migrate, admin create) open the database ' +
+        'themselves, configured like the server.',
     )
+    .version(cliVersion(), '-V, --version', 'print the version')
+    .addOption(new Option('--url <url>', `the Paygate server (default: PAYGATE_URL, else ${DEFAULT_URL})`))
+    .addOption(new Option('--json', 'print results as JSON (the default when stdout is not a terminal)'))
+    .addOption(new Option('--table', 'print results as tables (the default on a terminal)'))
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     // Usage errors are thrown instead of exiting, so they get the same one-line report and exit code.
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
   // Subcommands made with .command() inherit exitOverride and the output configuration.
-  registerServe(program);
+  registerSessionCommands(program);
+  registerOrgCommands(program);
+  registerKeyCommands(program);
+  registerMemberCommands(program);
+  registerAuditCommands(program);
+  registerAdminCreate(program.command('admin').description('bootstrap: global admins, on the database directly'));
   registerMigrate(program);
-  registerAdminCreate(program.command('admin').description('global admins'));
-  registerOrgCreate(program.command('org').description('organizations'));
-  const key = program.command('key').description('API keys');
-  registerKeyCreate(key);
-  registerKeyRotate(key);
-  registerKeyRevoke(key);
+  registerServe(program);
   return program;
 }
 

@@ -1,14 +1,18 @@
 /**
- * What every command but `serve` runs in: the same configuration as the server (loadConfig), the same
- * database (the embedded PostgreSQL under PAYGATE_DATA_DIR, or DATABASE_URL), migrated by
- * openRuntime, and the same services as the HTTP API, so the same rules and audit events apply.
+ * What the bootstrap commands (`migrate`, `admin create`) run in: the same configuration as the
+ * server (loadConfig), the same database (the embedded PostgreSQL under PAYGATE_DATA_DIR, or
+ * DATABASE_URL), migrated by openRuntime, and the same services as the HTTP API, so the same rules
+ * apply. Every other command speaks the HTTP API and never loads this module (commands import it
+ * lazily), so they neither open the database nor need the server's configuration.
  *
  * Embedded mode is single-process: the embedded PostgreSQL can be run by only one process at a time,
- * so while a Paygate server runs in embedded mode on the same data directory every command fails
- * with an "already in use" message (exit code 3). Stop the server first, or run Paygate on a
- * PostgreSQL server (DATABASE_URL), where the CLI and any number of servers share the database.
+ * so while a Paygate server runs in embedded mode on the same data directory a bootstrap command
+ * fails with an "already in use" message (exit code 3). Those commands are for before the server
+ * runs; once it does, its HTTP API (and so the rest of the CLI) does everything else.
  */
-import { loadConfig } from '../config.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { EmbeddedDatabaseInUse } from '../db/embedded.js';
+import { AppError } from '../errors.js';
 import { openRuntime, type Runtime } from '../runtime.js';
 import { createServices, type Logger, type Services } from '../services.js';
 import { CliError, EXIT } from './errors.js';
@@ -35,6 +39,23 @@ const CLOSE_TIMEOUT_MS = 15_000;
  * returns as soon as every live server has applied it, exactly like a change made through a node.
  */
 export async function withServices<T>(command: (context: CommandContext) => Promise<T>): Promise<T> {
+  try {
+    return await runWithServices(command);
+  } catch (error) {
+    throw asCliError(error);
+  }
+}
+
+/** Paygate's own errors as the CLI reports them (errors.ts knows nothing of the server's classes). */
+function asCliError(error: unknown): unknown {
+  // The message of an AppError is the problem `detail` the HTTP API would send; the code is the same too.
+  if (error instanceof AppError) return new CliError(`${error.code}: ${error.message}`, EXIT.failed);
+  if (error instanceof ConfigError) return new CliError(`configuration error: ${error.message}`, EXIT.usage);
+  if (error instanceof EmbeddedDatabaseInUse) return new CliError(error.message, EXIT.unreachable);
+  return error;
+}
+
+async function runWithServices<T>(command: (context: CommandContext) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const opening = openRuntime(config);
   let services: Services | null = null;
