@@ -20,7 +20,7 @@
  * BENCH_LAG_TRIALS (200), BENCH_CPU_PROF=<dir> (the main Paygate node runs with --cpu-prof).
  * Every child process, temporary database and directory is removed at the end, after an error, and on Ctrl-C.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -122,6 +122,7 @@ async function startMainNode(): Promise<MainNode> {
     mode = 'server';
     env.PAYGATE_SECRET_PEPPER = `bench-pepper-${randomBytes(24).toString('hex')}`;
     env.PAYGATE_SESSION_SECRET = `bench-session-${randomBytes(24).toString('hex')}`;
+    env.PAYGATE_AUDIT_SIGNING_KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     adminUrl = databaseUrl;
     let target = databaseUrl;
     try {

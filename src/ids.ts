@@ -16,6 +16,7 @@ export const ID_PREFIXES = {
   invitation: 'ivt',
   portalLink: 'pln',
   portalSession: 'pss',
+  auditCheckpoint: 'acp',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

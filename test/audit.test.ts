@@ -53,9 +53,12 @@ async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 3_
   }
 }
 
-/** A dedicated connection that may change audit rows, which the table's triggers otherwise forbid. */
+/**
+ * A dedicated connection that may change audit rows: the owner's (Paygate's own role holds no such
+ * privilege), with the table's triggers, which otherwise forbid it, switched off.
+ */
 async function tamper(t: TestApp, sql: string, params: unknown[]): Promise<void> {
-  const client = new pg.Client(t.db.connectionString);
+  const client = new pg.Client(t.ownerUrl);
   await client.connect();
   try {
     // Transactional DDL: no other session ever sees the triggers disabled.
@@ -382,9 +385,17 @@ describe('audit log', () => {
   describe('hash chain', () => {
     it('the audit table refuses UPDATE and DELETE', async () => {
       const [row] = await t.db.query<{ id: string }>('SELECT id FROM audit_events ORDER BY seq LIMIT 1');
-      await expect(t.db.query("UPDATE audit_events SET outcome = 'x' WHERE id = $1", [row!.id])).rejects.toThrow(/append-only/);
-      await expect(t.db.query('DELETE FROM audit_events WHERE id = $1', [row!.id])).rejects.toThrow(/append-only/);
-      await expect(t.db.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+      // Paygate's own role holds no such privilege; the table's owner is stopped by its triggers.
+      await expect(t.db.query("UPDATE audit_events SET outcome = 'x' WHERE id = $1", [row!.id])).rejects.toThrow(/permission denied/);
+      const owner = new pg.Client(t.ownerUrl);
+      await owner.connect();
+      try {
+        await expect(owner.query("UPDATE audit_events SET outcome = 'x' WHERE id = $1", [row!.id])).rejects.toThrow(/append-only/);
+        await expect(owner.query('DELETE FROM audit_events WHERE id = $1', [row!.id])).rejects.toThrow(/append-only/);
+        await expect(owner.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+      } finally {
+        await owner.end();
+      }
     });
 
     it('20 parallel key creations keep the chain valid', async () => {
@@ -449,7 +460,7 @@ describe('audit log', () => {
 
     async function freshChain() {
       // The test database is cloned from a template; wipe the chain and start it again.
-      const client = new pg.Client(node.db.connectionString);
+      const client = new pg.Client(node.ownerUrl);
       await client.connect();
       await client.query('BEGIN');
       await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER');

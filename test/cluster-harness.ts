@@ -1,8 +1,10 @@
 /**
  * Multi-node harness: N real Paygate server processes (`node --import tsx src/main.ts`) on one fresh
  * PostgreSQL database, as a cluster is deployed (same secrets, PAYGATE_NODE_ID each, own port each),
- * spoken to over HTTP with fetch. A test PostgreSQL client on the same database lets tests look at
- * `paygate_nodes` and cut a node's listening connection.
+ * spoken to over HTTP with fetch. Nodes run as the run's restricted runtime role (DATABASE_URL) and
+ * migrate as the owner (PAYGATE_MIGRATION_DATABASE_URL), as docs/operations.md describes. A test
+ * PostgreSQL client on the same database, as the owner, lets tests look at `paygate_nodes` and cut a
+ * node's listening connection.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -191,9 +193,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   client.on('error', () => undefined);
   let stopped = false;
   const env: Record<string, string> = {
-    DATABASE_URL: database.url,
+    DATABASE_URL: database.runtimeUrl ?? database.url,
+    ...(database.runtimeUrl ? { PAYGATE_MIGRATION_DATABASE_URL: database.url } : {}),
     PAYGATE_SECRET_PEPPER: TEST_SECRETS.pepper,
     PAYGATE_SESSION_SECRET: TEST_SECRETS.sessionSecret,
+    PAYGATE_AUDIT_SIGNING_KEY: TEST_SECRETS.auditSigningKey,
     PAYGATE_ADMIN_EMAIL: admin.email,
     PAYGATE_ADMIN_PASSWORD: admin.password,
     LOG_LEVEL: 'warn',

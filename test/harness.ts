@@ -1,6 +1,8 @@
 /**
  * Integration-test harness: a real Paygate server listening on a real port, on a PostgreSQL database
- * of its own (cloned from the run's migrated template), spoken to over HTTP with fetch.
+ * of its own (cloned from the run's migrated template), spoken to over HTTP with fetch. The server
+ * runs as the run's restricted runtime role (test/global-setup.ts); `ownerUrl` is the superuser's
+ * way into the same database, for tests that tamper with what the runtime role cannot touch.
  */
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
@@ -9,7 +11,7 @@ import { inject, expect } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../src/config.js';
 import { createDatabase, type Database } from '../src/db/database.js';
-import { createServices, type Services } from '../src/services.js';
+import { createServices, type Logger, type ServiceOptions, type Services } from '../src/services.js';
 import { buildServer } from '../src/http/server.js';
 import { systemContext } from '../src/auth/context.js';
 import type { Role } from '../src/scopes/catalog.js';
@@ -17,7 +19,10 @@ import { newId } from '../src/ids.js';
 import { hashPassword } from '../src/users/passwords.js';
 
 export interface TestDatabase {
+  /** The owner's (superuser's) URL: migrations, and tests that tamper. */
   url: string;
+  /** The runtime role's URL, which servers run on; absent: they run on `url` (a PostgreSQL a test owns). */
+  runtimeUrl?: string;
   name: string;
   drop(): Promise<void>;
 }
@@ -42,6 +47,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     name,
     url: withDatabase(adminUrl, name),
+    runtimeUrl: withDatabase(inject('pgRuntimeUrl'), name),
     async drop() {
       const c = new pg.Client(adminUrl);
       await c.connect();
@@ -74,7 +80,10 @@ export interface TestApp {
   url: string;
   app: FastifyInstance;
   services: Services;
+  /** The server's own database (the runtime role's pool). */
   db: Database;
+  /** The database's owner URL (a superuser): for tests that tamper with the audit log. */
+  ownerUrl: string;
   config: Config;
   logs: LogCapture;
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<HttpResult<T>>;
@@ -85,20 +94,32 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Reuse an existing database (several nodes on one database). */
   database?: TestDatabase;
+  /** The services' logger (background work, audit checkpoints); default silent. */
+  logger?: Logger;
+  /** Options of createServices (e.g. a small limiter table). */
+  services?: ServiceOptions;
 }
 
 export const TEST_SECRETS = {
   pepper: 'test-pepper-0123456789abcdefghijklmnopqrstuvwxyz',
   sessionSecret: 'test-session-0123456789abcdefghijklmnopqrstuvwxyz',
+  /** Ed25519, PKCS#8 PEM: signs audit checkpoints (PAYGATE_AUDIT_SIGNING_KEY). */
+  auditSigningKey: '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKN0ATzHpzh2ILF//QZ6H1SB7gq9uy7b2C+7nx6GaUkK\n-----END PRIVATE KEY-----\n',
 };
 
 export async function startPaygate(options: StartOptions = {}): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase());
   const ownsDatabase = !options.database;
+  const databaseUrl = database.runtimeUrl ?? database.url;
   const config = loadConfig({
+    // The owner's URL, as it always was here (tests open owner connections with it); the server's
+    // own pool below is the runtime role's. Nothing in the services connects through config.
     DATABASE_URL: database.url,
     PAYGATE_SECRET_PEPPER: TEST_SECRETS.pepper,
     PAYGATE_SESSION_SECRET: TEST_SECRETS.sessionSecret,
+    PAYGATE_AUDIT_SIGNING_KEY: TEST_SECRETS.auditSigningKey,
+    // No scheduled checkpoints unless a test asks (a test that rewrites the chain must not race one).
+    PAYGATE_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '0',
     PORT: '0',
     LOG_LEVEL: 'info',
     // With REDIS_URL set (CI), servers use the shared Redis limiter, under a prefix of their own so
@@ -114,9 +135,9 @@ export async function startPaygate(options: StartOptions = {}): Promise<TestApp>
     },
   });
   // The nested-pool guard is on in tests: a pool query from inside a transaction throws.
-  const db = createDatabase(database.url, { guardNestedPoolUse: true, applicationName: `paygate-test:${config.nodeId ?? "node"}` });
+  const db = createDatabase(databaseUrl, { guardNestedPoolUse: true, applicationName: `paygate-test:${config.nodeId ?? "node"}` });
   const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const services = createServices(config, db, TEST_SECRETS, silent);
+  const services = createServices(config, db, TEST_SECRETS, options.logger ?? silent, options.services);
   await services.start();
   const app = await buildServer(services, { logStream, logLevel: 'info' });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -128,6 +149,7 @@ export async function startPaygate(options: StartOptions = {}): Promise<TestApp>
     app,
     services,
     db,
+    ownerUrl: database.url,
     config,
     logs: { lines, text: () => lines.join('') },
     async request(method, path, opts = {}) {

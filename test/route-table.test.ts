@@ -81,6 +81,9 @@ const PENDING_PREFIXES: string[] = [];
 /** Routes with a scope that the table does not list, and why. */
 const EXTRA_ROUTES: Array<{ method: string; url: string; auth: AuthRequirement; why: string }> = [
   { method: 'GET', url: '/v1/system/audit-integrity', auth: { kind: 'system', scope: 'audit:read' }, why: "recomputes the audit log's hash chain (SPEC §9: tampering is detectable)" },
+  { method: 'POST', url: '/v1/system/audit-checkpoints', auth: { kind: 'system', scope: 'audit:create' }, why: "signs the audit chain's head now (SPEC §15)" },
+  { method: 'GET', url: '/v1/system/audit-checkpoints', auth: { kind: 'system', scope: 'audit:read' }, why: 'lists the signed checkpoints (SPEC §15)' },
+  { method: 'GET', url: '/v1/system/audit-checkpoints/public-key', auth: { kind: 'system', scope: 'audit:read' }, why: "the audit signing key's public key (SPEC §15)" },
   ...['/v1/invoices/:id/void', '/v1/organizations/:orgId/invoices/:id/void'].map((url) => ({
     method: 'POST',
     url,

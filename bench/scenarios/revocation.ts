@@ -10,7 +10,7 @@
  * latency on A, the lag from A's response to B's first refusal, and how many requests B still
  * accepted after A had answered (the issue's requirement: none).
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { checkInterrupted } from '../lib/cleanup.js';
 import { freePort, fmt, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
 import { startPaygate, type PaygateNode } from '../lib/children.js';
@@ -62,6 +62,7 @@ export async function runRevocation(ctx: RevocationContext): Promise<Section> {
       DATABASE_URL: clusterUrl,
       PAYGATE_SECRET_PEPPER: `bench-pepper-${randomBytes(24).toString('hex')}`,
       PAYGATE_SESSION_SECRET: `bench-session-${randomBytes(24).toString('hex')}`,
+      PAYGATE_AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
       PAYGATE_ADMIN_EMAIL: email,
       PAYGATE_ADMIN_PASSWORD: password,
       LOG_LEVEL: 'warn',

@@ -8,6 +8,7 @@ import { notFound, validationError } from '../errors.js';
 import { isId } from '../ids.js';
 import { AUDIT_ACTIONS, type AuditAction, type AuditEvent, type AuditInput, type ActorType } from './events.js';
 import type { AuditChain } from './record.js';
+import { GENESIS_HASH, findCheckpoint, latestCheckpoint, type AuditCheckpointService } from './checkpoints.js';
 import type { RequestContext } from '../auth/context.js';
 
 export interface AuditFilter {
@@ -61,6 +62,21 @@ export interface IntegrityReport {
   /** The first event whose hash or link does not verify. */
   firstBrokenEventId: string | null;
   reason: string | null;
+  /** The checkpoint the chain was checked against: the one asked for, else the newest; null when there is none. */
+  checkpoint: CheckpointCheck | null;
+}
+
+export interface CheckpointCheck {
+  id: string;
+  seq: number | null;
+  hash: string | null;
+  at: string | null;
+  /** Whether the checkpoint is recorded (one named in the log but gone from the database was removed). */
+  found: boolean;
+  /** Whether its signature verifies with the audit signing key's public key. */
+  signatureValid: boolean;
+  /** Whether the chain holds, at the checkpoint's seq, the event with the signed hash. */
+  matches: boolean;
 }
 
 const ACTIONS = new Set<string>(AUDIT_ACTIONS);
@@ -69,7 +85,9 @@ export class AuditService {
   /** invalid_api_key refusals per source address, aggregated so a flood writes one row a minute. */
   private invalidKeyBursts = new Map<string, { count: number; first: number; reported: number }>();
 
-  constructor(private readonly deps: { db: Database; work: Work; chain: AuditChain; log: { error(obj: object, msg: string): void } }) {}
+  constructor(
+    private readonly deps: { db: Database; work: Work; chain: AuditChain; checkpoints: Pick<AuditCheckpointService, 'verifySignature'>; log: { error(obj: object, msg: string): void } },
+  ) {}
 
   async list(ctx: RequestContext, filter: AuditFilter, scope: 'organization' | 'system') {
     const errors = [];
@@ -125,21 +143,43 @@ export class AuditService {
   }
 
   /**
-   * Walks the whole chain in order, recomputing every hash. One snapshot (REPEATABLE READ) for the walk
-   * and the head: events appended meanwhile are neither half-seen nor mistaken for a removed tail.
+   * Walks the whole chain in order, recomputing every hash, and checks it against a signed checkpoint
+   * (the one named, else the newest): the chain must hold, at the checkpoint's seq, the event whose
+   * hash was signed. The walk alone finds altered, removed or reordered events and a head that no
+   * longer names the last event; the checkpoint also finds the newest events removed (or all of
+   * them) with the head reset to match, and a replaced chain. One snapshot (REPEATABLE READ) for the
+   * walk, the head and the checkpoint: events appended meanwhile are neither half-seen nor mistaken
+   * for a removed tail, and a checkpoint taken meanwhile is not seen either.
    */
-  async verifyChain(): Promise<IntegrityReport> {
+  async verifyChain(checkpointId?: string): Promise<IntegrityReport> {
+    if (checkpointId !== undefined && !isId('auditCheckpoint', checkpointId)) {
+      throw validationError([{ path: '/checkpoint', message: 'must be an audit checkpoint id (acp_...)' }]);
+    }
     return this.deps.db.transaction(async (tx) => {
       await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      let prev = '0'.repeat(64);
+      const recorded = checkpointId !== undefined ? await findCheckpoint(tx, checkpointId) : await latestCheckpoint(tx);
+      const checkpoint: CheckpointCheck | null =
+        recorded !== null
+          ? { id: recorded.id, seq: recorded.seq, hash: recorded.hash, at: recorded.at, found: true, signatureValid: this.deps.checkpoints.verifySignature(recorded), matches: false }
+          : checkpointId !== undefined
+            ? { id: checkpointId, seq: null, hash: null, at: null, found: false, signatureValid: false, matches: false }
+            : null;
+      // Whether the walk has met the checkpoint's position: null not yet, then whether the event there matched.
+      let reached: boolean | null = recorded === null ? null : recorded.seq === 0 ? recorded.hash === GENESIS_HASH : null;
+      let prev = GENESIS_HASH;
       let checked = 0;
       let lastSeq = 0;
       const batch = 1000;
+      const broken = (row: Row, reason: string): IntegrityReport => {
+        if (checkpoint) checkpoint.matches = reached === true;
+        return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason, checkpoint };
+      };
       for (;;) {
         const rows = await tx.query<Row>('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [lastSeq, batch]);
         for (const row of rows) {
-          if (row.prev_hash !== prev) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'link to the previous event is broken (an event was removed or reordered)' };
-          if (this.deps.chain.hash(prev, toEvent(row)) !== row.hash) return { ok: false, checked, headMatches: false, firstBrokenEventId: row.id, reason: 'event content does not match its hash (the event was altered)' };
+          if (row.prev_hash !== prev) return broken(row, 'link to the previous event is broken (an event was removed or reordered)');
+          if (this.deps.chain.hash(prev, toEvent(row)) !== row.hash) return broken(row, 'event content does not match its hash (the event was altered)');
+          if (recorded !== null && reached === null && row.seq >= recorded.seq) reached = row.seq === recorded.seq && row.hash === recorded.hash;
           prev = row.hash;
           lastSeq = row.seq;
           checked++;
@@ -148,13 +188,20 @@ export class AuditService {
       }
       const [head] = await tx.query<{ hash: string }>('SELECT hash FROM audit_chain_head WHERE id = 1');
       const headMatches = head!.hash === prev;
-      return {
-        ok: headMatches,
-        checked,
-        headMatches,
-        firstBrokenEventId: null,
-        reason: headMatches ? null : 'the newest events were removed (the chain head does not match)',
-      };
+      if (checkpoint) checkpoint.matches = reached === true;
+      let reason: string | null = null;
+      if (checkpoint && !checkpoint.found) {
+        reason = `checkpoint ${checkpoint.id} is not recorded (it was removed from the database, or never taken here)`;
+      } else if (checkpoint && !checkpoint.signatureValid) {
+        reason = `the signature of checkpoint ${checkpoint.id} does not verify with the audit signing key (the checkpoint was forged or altered, or signed with another key)`;
+      } else if (checkpoint && !checkpoint.matches) {
+        reason = reached === null
+          ? `the chain ends at seq ${lastSeq}, before checkpoint ${checkpoint.id} at seq ${checkpoint.seq}: the newest events were removed and the chain head reset`
+          : `the chain does not hold the event of checkpoint ${checkpoint.id} (seq ${checkpoint.seq}) with its signed hash: events were removed, or the chain was replaced`;
+      } else if (!headMatches) {
+        reason = 'the newest events were removed (the chain head does not match)';
+      }
+      return { ok: reason === null, checked, headMatches, firstBrokenEventId: null, reason, checkpoint };
     }, { kind: 'long' });
   }
 

@@ -1,11 +1,18 @@
-import type { Database } from './database.js';
+import type { Database, Queryable } from './database.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 
 // Arbitrary constant: the advisory lock that makes nodes started together migrate one at a time.
 const MIGRATION_LOCK = 7_412_903_001;
 
-/** Applies every pending migration under an advisory lock; returns the ids applied. */
-export async function migrate(db: Database, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+/**
+ * Applies every pending migration under an advisory lock; returns the ids applied. `afterwards` runs
+ * last in the same transaction, under the same lock (the runtime role's grants: src/db/roles.ts).
+ */
+export async function migrate(
+  db: Database,
+  migrations: Migration[] = MIGRATIONS,
+  afterwards?: (tx: Queryable) => Promise<void>,
+): Promise<number[]> {
   // On a connection of its own and without the request bounds: a migration may take long, and a
   // node started beside one waits for it rather than failing.
   return db.transaction(async (tx) => {
@@ -21,6 +28,7 @@ export async function migrate(db: Database, migrations: Migration[] = MIGRATIONS
       await tx.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
       applied.push(migration.id);
     }
+    await afterwards?.(tx);
     return applied;
   }, { kind: 'migration' });
 }
