@@ -166,6 +166,75 @@ describe('customer portal', () => {
     });
   });
 
+  describe('magic links at rest', () => {
+    /** Every value of every text, JSON and bytea column of every table, as text (bytea also as hex and base64). */
+    async function everyStoredValue(): Promise<Array<{ where: string; text: string }>> {
+      const columns = await t.db.query<{ table_name: string; column_name: string }>(
+        `SELECT c.table_name, c.column_name FROM information_schema.columns c
+           JOIN information_schema.tables tb ON tb.table_schema = c.table_schema AND tb.table_name = c.table_name AND tb.table_type = 'BASE TABLE'
+          WHERE c.table_schema = 'public'
+            AND (c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'USER-DEFINED')
+                 OR (c.data_type = 'ARRAY' AND c.udt_name IN ('_text', '_varchar', '_bpchar', '_json', '_jsonb', '_bytea')))`,
+      );
+      const values: Array<{ where: string; text: string }> = [];
+      for (const { table_name, column_name } of columns) {
+        for (const { v } of await t.db.query<{ v: unknown }>(`SELECT ${JSON.stringify(column_name)} AS v FROM ${JSON.stringify(table_name)}`)) {
+          if (v === null) continue;
+          const text = Buffer.isBuffer(v) ? `${v.toString('latin1')}\n${v.toString('hex')}\n${v.toString('base64')}\n${v.toString('base64url')}` : typeof v === 'string' ? v : JSON.stringify(v);
+          values.push({ where: `${table_name}.${column_name}`, text });
+        }
+      }
+      return values;
+    }
+
+    it('an Idempotency-Key keeps the link sealed: no table holds its token, and a replay still signs the client in once', async () => {
+      const headers = { 'idempotency-key': `sealed-${newId('event')}` };
+      const first = await issue({ clientId, ttlMinutes: 10 }, org.token, headers);
+      expectStatus(first, 201);
+      const token = tokenOf(first.body.url);
+      const needles = [token, first.body.url, Buffer.from(token).toString('hex'), Buffer.from(token).toString('base64')];
+      const stored = await everyStoredValue();
+      expect(stored.length).toBeGreaterThan(20);
+      for (const { where, text } of stored) {
+        for (const needle of needles) expect(text.includes(needle), `${where} holds the magic-link token`).toBe(false);
+      }
+      const [row] = await t.db.query<{ response_body: unknown; response_sealed: Buffer | null }>(
+        'SELECT response_body, response_sealed FROM idempotency_keys WHERE organization_id = $1 AND key = $2',
+        [org.organizationId, headers['idempotency-key']],
+      );
+      expect(row!.response_body).toBeNull();
+      expect(row!.response_sealed!.length).toBeGreaterThan(31);
+
+      const replay = await issue({ clientId, ttlMinutes: 10 }, org.token, headers);
+      expectStatus(replay, 201);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(replay.body).toEqual(first.body);
+      expectStatus(await redeem(tokenOf(replay.body.url)), 303);
+      expectStatus(await redeem(token), 410);
+    });
+
+    it('a sealed response opens only in its own row: moved to another key it is refused, never replayed', async () => {
+      const headers = { 'idempotency-key': `moved-${newId('event')}` };
+      expectStatus(await issue({ clientId }, org.token, headers), 201);
+      const moved = `elsewhere-${newId('event')}`;
+      await t.db.query('UPDATE idempotency_keys SET key = $3 WHERE organization_id = $1 AND key = $2', [org.organizationId, headers['idempotency-key'], moved]);
+      const replay = await issue({ clientId }, org.token, { 'idempotency-key': moved });
+      expectProblem(replay, 409, 'idempotency_conflict');
+      expect(replay.text).not.toMatch(/token=/);
+    });
+
+    it('responses without a secret are stored as they are (a client create replays from response_body)', async () => {
+      const key = `plain-${newId('event')}`;
+      const created = await t.request('POST', '/v1/clients', { token: org.token, body: { name: 'Plain' }, headers: { 'idempotency-key': key } });
+      expectStatus(created, 201);
+      const [row] = await t.db.query<{ response_body: { id: string } | null; response_sealed: Buffer | null }>(
+        'SELECT response_body, response_sealed FROM idempotency_keys WHERE organization_id = $1 AND key = $2',
+        [org.organizationId, key],
+      );
+      expect(row).toMatchObject({ response_body: { id: created.body.id }, response_sealed: null });
+    });
+  });
+
   describe('redeeming magic links', () => {
     it('GET and HEAD render a self-submitting page and do not consume the link; the POST then works once', async () => {
       const token = await newLinkToken();
@@ -173,7 +242,9 @@ describe('customer portal', () => {
         const page = await t.request('GET', `/portal/login?token=${token}`);
         expectStatus(page, 200);
         expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-        expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+        // strict-origin, not no-referrer: the self-submitting form must carry its Origin (login CSRF
+        // check below), and the origin alone never carries this URL's token.
+        expect(page.headers.get('referrer-policy')).toBe('strict-origin');
         expect(page.headers.get('cache-control')).toBe('no-store');
         expect(page.headers.get('x-frame-options')).toBe('DENY');
         const csp = page.headers.get('content-security-policy')!;
@@ -190,7 +261,7 @@ describe('customer portal', () => {
       }
       const head = await t.request('HEAD', `/portal/login?token=${token}`);
       expectStatus(head, 200);
-      expect(head.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(head.headers.get('referrer-policy')).toBe('strict-origin');
       expect(portalCookie(head)).toBeUndefined();
 
       const redeemed = await redeem(token);
@@ -207,6 +278,40 @@ describe('customer portal', () => {
       expectStatus(again, 410);
       expect(again.text).toContain('This link is no longer valid');
       expect(portalCookie(again)).toBeUndefined();
+    });
+
+    describe('login CSRF: only a form from Paygate\'s own page signs in', () => {
+      const crossSite: Array<[string, Record<string, string>]> = [
+        ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+        ['Sec-Fetch-Site: same-site (a sibling subdomain)', { 'sec-fetch-site': 'same-site' }],
+        ['an Origin elsewhere', { origin: 'https://attacker.example' }],
+        ['Origin: null (a sandboxed frame)', { origin: 'null' }],
+        ['a Referer elsewhere', { referer: 'https://attacker.example/page' }],
+        ['a same-origin Origin contradicted by Sec-Fetch-Site', { origin: 'PUBLIC', 'sec-fetch-site': 'cross-site' }],
+      ];
+      it.each(crossSite)('a sign-in posted with %s is refused with 403 and consumes nothing', async (_label, headers) => {
+        const token = await newLinkToken();
+        const resolved = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v === 'PUBLIC' ? new URL(t.config.publicUrl).origin : v]));
+        const refused = await redeem(token, resolved);
+        expectStatus(refused, 403);
+        expect(refused.headers.get('content-type')).toMatch(/^text\/html/);
+        expect(refused.text).toContain('Open your sign-in link directly');
+        expect(portalCookie(refused)).toBeUndefined();
+        // The link is still unused: the client's own page redeems it.
+        expectStatus(await redeem(token, { 'sec-fetch-site': 'same-origin' }), 303);
+      });
+
+      it("a sign-in from Paygate's own page passes: Sec-Fetch-Site same-origin, or PAYGATE_PUBLIC_URL's Origin or Referer", async () => {
+        const origin = new URL(t.config.publicUrl).origin;
+        const sameOrigin: Array<Record<string, string>> = [{ 'sec-fetch-site': 'same-origin' }, { origin }, { referer: `${origin}/portal/login` }, { origin, 'sec-fetch-site': 'same-origin' }];
+        for (const headers of sameOrigin) {
+          expectStatus(await redeem(await newLinkToken(), headers), 303);
+        }
+      });
+
+      it('a client that sends none of these headers (not a browser posting from elsewhere) still signs in', async () => {
+        expectStatus(await redeem(await newLinkToken()), 303);
+      });
     });
 
     it('behind an https public URL the link uses it, the cookie is Secure, and forms may post to that origin', async () => {

@@ -1,16 +1,17 @@
 /**
  * Authentication and authorization for every /v1 route, in one onRequest hook:
- * credential -> CSRF (cookie sessions) -> key tier -> organization context (SPEC §2) -> scope (SPEC §3).
+ * credential -> CSRF (cookie sessions) -> key tier -> organization context (SPEC §2) -> scope (SPEC §3)
+ * -> a global admin's access inside an organization is audited (SPEC §3, §15).
  * Runs before the body is parsed, so an unauthenticated request never costs a parse.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from '../errors.js';
+import { AppError, validationError } from '../errors.js';
 import { sendProblem } from '../http/error-handler.js';
 import { ScopeSet } from '../scopes/check.js';
 import { allScopes, roleScopes } from '../scopes/catalog.js';
 import type { Services } from '../services.js';
 import type { AuthRequirement, AuthState, Principal } from './requirements.js';
-import { looksLikeJwt, safeEqual } from './sessions.js';
+import { looksLikeJwt, safeEqual, type SessionPrincipal } from './sessions.js';
 import type { RequestContext } from './context.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -59,9 +60,23 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
   });
 }
 
+/**
+ * Node keeps the first of several Authorization headers and drops the rest without a word, so a
+ * proxy and the backend could each believe a different credential: more than one is refused.
+ */
+function authorizationHeaders(request: FastifyRequest): number {
+  const raw = request.raw.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === 'authorization') count++;
+  return count;
+}
+
 async function authenticate(request: FastifyRequest, services: Services): Promise<Principal> {
   const header = request.headers.authorization;
   if (header !== undefined) {
+    if (authorizationHeaders(request) > 1) {
+      throw validationError([{ path: '/headers/authorization', message: 'must be sent once' }], 'Send exactly one Authorization header');
+    }
     const space = header.indexOf(' ');
     const scheme = space === -1 ? header : header.slice(0, space);
     const value = space === -1 ? '' : header.slice(space + 1).trim();
@@ -99,12 +114,18 @@ async function verifyKey(request: FastifyRequest, token: string, services: Servi
 }
 
 function context(request: FastifyRequest, principal: Principal, grantable: ScopeSet | null): RequestContext {
-  return {
-    actor: principal.type === 'api_key' ? { type: 'api_key', id: principal.key.id } : { type: 'user', id: principal.session.userId },
-    ip: request.ip,
-    requestId: request.id,
-    grantable,
-  };
+  if (principal.type === 'api_key') {
+    const { key } = principal;
+    return {
+      actor: { type: 'api_key', id: key.id },
+      ip: request.ip,
+      requestId: request.id,
+      grantable,
+      // Keys this key creates or changes may be no looser than it is (SPEC §3; keys/service.ts).
+      restrictions: { expiresAt: key.expiresAt, allowedIps: key.allowedIps, rateLimit: key.rateLimit },
+    };
+  }
+  return { actor: { type: 'user', id: principal.session.userId }, ip: request.ip, requestId: request.id, grantable };
 }
 
 function routeOrgId(request: FastifyRequest): string | undefined {
@@ -114,11 +135,13 @@ function routeOrgId(request: FastifyRequest): string | undefined {
 async function authorize(request: FastifyRequest, requirement: AuthRequirement, services: Services): Promise<AuthState> {
   const principal = await authenticate(request, services);
 
-  // Double-submit CSRF check, only for cookie-borne sessions: a Bearer header is not sent by browsers on their own.
+  // CSRF check, only for cookie-borne sessions: a Bearer header is not sent by browsers on their own.
+  // The header must echo the csrf cookie and be the token of this very session (an HMAC of its id),
+  // so a cookie and header pair an attacker planted does not pass (auth/csrf.ts).
   if (principal.type === 'user' && principal.viaCookie && !SAFE_METHODS.has(request.method)) {
     const sent = request.headers['x-csrf-token'];
     const expected = cookiesOf(request)[CSRF_COOKIE];
-    if (typeof sent !== 'string' || !expected || !safeEqual(sent, expected)) {
+    if (typeof sent !== 'string' || !expected || !safeEqual(sent, expected) || !services.sessions.csrf.verify(principal.session.sessionId, sent)) {
       throw new AppError('csrf_failed', 'Send the X-CSRF-Token header with the value of the csrf cookie');
     }
   }
@@ -199,7 +222,49 @@ async function authorizeOrganization(
   } else if (!scopes.has(requirement.scope)) {
     await refuseScope(request, principal, organizationId, requirement.scope, services);
   }
+  if (session.isGlobalAdmin) await recordAdminAccess(request, session, organizationId, role ?? null, services);
   return { principal, organizationId, scopes, ctx: context(request, principal, session.isGlobalAdmin ? null : scopes) };
+}
+
+/**
+ * A global admin inside an organization (SPEC §3, §15): every request, read or change, member of
+ * that organization or not, is audited as `admin.accessed` with its method, route and organization.
+ * A global admin holds every organization scope wherever they act and grants without limit, so
+ * membership does not tell which requests used the global power: all of them are recorded.
+ *
+ * Recorded before the request is let in, in its own unit of work, and awaited: when it cannot be
+ * written the request fails (503 or 500) and nothing is read or changed. This hook cannot know which
+ * units of work a handler will run (none, one, several), so "before" is what makes the record
+ * impossible to skip for any route; an attempt that fails later still leaves its record, and the
+ * change's own event carries the same requestId. One event per request, not aggregated like
+ * invalid_api_key bursts: those come from anyone at attacker-chosen rates, these need a valid
+ * global-admin session, are few, and each says which tenant's data was touched and when.
+ */
+async function recordAdminAccess(
+  request: FastifyRequest,
+  session: SessionPrincipal,
+  organizationId: string,
+  role: string | null,
+  services: Services,
+): Promise<void> {
+  const { orgId: _orgId, ...params } = (request.params ?? {}) as Record<string, unknown>;
+  await services.work.run(async (tx) =>
+    tx.audit({
+      action: 'admin.accessed',
+      actor: { type: 'user', id: session.userId },
+      organizationId,
+      target: { type: 'organization', id: organizationId },
+      ip: request.ip,
+      requestId: request.id,
+      details: {
+        method: request.method,
+        route: request.routeOptions.url,
+        // Which object, when the route names one; the organization's own role of the admin, if any.
+        params: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v).slice(0, 64)])),
+        membership: role,
+      },
+    }),
+  );
 }
 
 async function refuseScope(request: FastifyRequest, principal: Principal, organizationId: string | null, scope: string, services: Services): Promise<never> {

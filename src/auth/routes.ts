@@ -1,4 +1,8 @@
-/** HTTP for sessions and identity: login, logout, me, whoami, selected organization, invitations. */
+/**
+ * HTTP for sessions and identity: login, logout, me, whoami, selected organization, accepting
+ * invitations (SPEC §7: a new person sets a password; an existing account signs in and joins), and
+ * password reset.
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { AppError } from '../errors.js';
@@ -6,10 +10,16 @@ import { roleScopes } from '../scopes/catalog.js';
 import { authOf, route } from '../http/routes.js';
 import { CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE, SESSION_COOKIE, cookiesOf } from './plugin.js';
 import type { SessionPrincipal } from './sessions.js';
+import { MAX_PASSWORD_LENGTH } from '../users/passwords.js';
 
 const tags = ['Sessions'];
 
 const NULLABLE_STRING = { type: ['string', 'null'] } as const;
+/** Typed addresses as login takes them: anything plausible, normalised by the service. */
+const TYPED_EMAIL = { type: 'string', minLength: 3, maxLength: 254 } as const;
+const PASSWORD = { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH } as const;
+const TOKEN = { type: 'string', minLength: 10, maxLength: 128 } as const;
+const TOKEN_BODY = { type: 'object', additionalProperties: false, required: ['token'], properties: { token: TOKEN } } as const;
 const WHOAMI_RESPONSE = {
   type: 'object',
   required: ['type', 'keyId', 'tier', 'organizationId', 'scopes'],
@@ -57,7 +67,7 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
     schema: {
       body: {
         type: 'object', additionalProperties: false, required: ['email', 'password'],
-        properties: { email: { type: 'string', minLength: 3, maxLength: 254 }, password: { type: 'string', minLength: 1, maxLength: 256 } },
+        properties: { email: TYPED_EMAIL, password: PASSWORD },
       },
     },
     handler: async (request, reply) => {
@@ -145,18 +155,52 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
     },
   });
 
+  const meta = (request: FastifyRequest) => ({ ip: request.ip, requestId: request.id });
+
   route(app, {
-    method: 'POST', path: '/auth/invitations/accept', auth: { kind: 'public' }, summary: 'Set a password with a one-time invitation token', tags,
+    method: 'POST', path: '/auth/invitations/inspect', auth: { kind: 'public' }, summary: "An invitation link's organization, role, address, and whether that address must sign in to accept", tags,
+    schema: { body: TOKEN_BODY },
+    handler: async (request) => services.members.inspect((request.body as { token: string }).token),
+  });
+
+  route(app, {
+    method: 'POST', path: '/auth/invitations/accept', auth: { kind: 'public' }, summary: 'Accept an invitation as a new person: creates the account with this password, and the membership', tags,
     schema: {
-      body: {
-        type: 'object', additionalProperties: false, required: ['token', 'password'],
-        properties: { token: { type: 'string', minLength: 10, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 256 } },
-      },
+      body: { type: 'object', additionalProperties: false, required: ['token', 'password'], properties: { token: TOKEN, password: PASSWORD } },
     },
     handler: async (request) => {
       const { token, password } = request.body as { token: string; password: string };
-      const { userId } = await services.members.acceptInvitation(token, password);
-      return { userId, accepted: true };
+      return services.members.acceptAsNewAccount(token, password, meta(request));
+    },
+  });
+
+  route(app, {
+    method: 'POST', path: '/auth/invitations/join', auth: { kind: 'session' }, summary: 'Accept an invitation as the signed-in account (the invited address)', tags,
+    schema: { body: TOKEN_BODY },
+    handler: async (request) => {
+      const session = sessionOf(request);
+      return services.members.acceptAsMember((request.body as { token: string }).token, { userId: session.userId, email: session.email }, meta(request));
+    },
+  });
+
+  route(app, {
+    method: 'POST', path: '/auth/password-reset', auth: { kind: 'public' }, summary: 'Mail a password-reset link when an account uses this address; always 202', tags,
+    schema: { body: { type: 'object', additionalProperties: false, required: ['email'], properties: { email: TYPED_EMAIL } } },
+    handler: async (request, reply) => {
+      await services.passwordResets.request((request.body as { email: string }).email, meta(request));
+      return reply.code(202).send({ accepted: true });
+    },
+  });
+
+  route(app, {
+    method: 'POST', path: '/auth/password-reset/confirm', auth: { kind: 'public' }, summary: 'Set a new password with a reset link; ends every session of the user', tags,
+    schema: {
+      body: { type: 'object', additionalProperties: false, required: ['token', 'password'], properties: { token: TOKEN, password: PASSWORD } },
+    },
+    handler: async (request) => {
+      const { token, password } = request.body as { token: string; password: string };
+      const { email } = await services.passwordResets.confirm(token, password, meta(request));
+      return { object: 'password_reset', email, completed: true };
     },
   });
 }

@@ -4,7 +4,6 @@
  * once. Verified sessions are cached per node (a JWT verification costs ~140 µs) and dropped by the
  * same invalidation channel as keys.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Database } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
@@ -15,7 +14,11 @@ import { newId } from '../ids.js';
 import type { Role } from '../scopes/catalog.js';
 import { findUserByEmail, findUserById, membershipsOfUser, type Membership } from '../users/store.js';
 import { verifyPassword } from '../users/passwords.js';
+import { isEmailAddress, normalizeEmail } from '../users/email.js';
 import { FailureThrottle } from './throttle.js';
+import { CsrfTokens } from './csrf.js';
+
+export { safeEqual } from './csrf.js';
 
 export interface SessionPrincipal {
   sessionId: string;
@@ -33,28 +36,29 @@ export interface LoginMeta {
   requestId: string | null;
 }
 
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/**
+ * Three base64url segments (SPEC §1). The signature segment may be empty: `header.payload.` is how
+ * an unsigned (`alg: none`) JWT looks, so it is a session token that fails verification
+ * (`invalid_session`), not some other kind of value.
+ */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** A Bearer value shaped like a JWT: three base64url segments. */
 export function looksLikeJwt(value: string): boolean {
   return value.length < 4096 && JWT_SHAPE.test(value);
 }
 
-/** Constant-time string comparison for CSRF tokens. */
-export function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
 export class SessionService {
   private readonly cache: LruCache<string, SessionPrincipal>;
   private readonly key: Uint8Array;
+  /** CSRF tokens of cookie sessions: an HMAC of the session id (auth/csrf.ts). */
+  readonly csrf: CsrfTokens;
 
   constructor(
     private readonly deps: { db: Database; bus: InvalidationBus; work: Work; throttle: FailureThrottle; secret: string; ttlSeconds: number; cacheTtlMs: number },
   ) {
     this.key = new TextEncoder().encode(deps.secret);
+    this.csrf = new CsrfTokens(deps.secret);
     this.cache = new LruCache(20_000, deps.cacheTtlMs);
     deps.bus.onInvalidate((inv) => {
       if (inv.kind === 'session') this.cache.deleteWhere((p) => p.sessionId === inv.subject);
@@ -64,14 +68,13 @@ export class SessionService {
     deps.bus.onFlush(() => this.cache.clear());
   }
 
-  async login(email: string, password: string, meta: LoginMeta) {
-    const accountKey = `acct:${email.toLowerCase()}`;
-    const addressKey = `ip:${meta.ip ?? 'unknown'}`;
+  async login(typedEmail: string, password: string, meta: LoginMeta) {
+    // One normal form for the throttle and the lookup alike: a case variant is the same account.
+    const email = normalizeEmail(typedEmail);
     const throttle = this.deps.throttle;
     // Security: each attempt is counted atomically as it starts, before the slow password hash, so a
     // burst of parallel guesses cannot all pass the check; an attempt that succeeds is taken back.
-    const [accountWait, addressWait] = await Promise.all([throttle.attempt(accountKey, 5), throttle.attempt(addressKey, 50)]);
-    const blocked = Math.max(accountWait, addressWait);
+    const blocked = await throttle.attemptSignIn(email, meta.ip);
     if (blocked > 0) {
       throw new AppError('rate_limited', 'Too many failed sign-in attempts; try again later', {
         headers: { 'Retry-After': String(blocked) },
@@ -85,10 +88,13 @@ export class SessionService {
       ok = await verifyPassword(user?.passwordHash ?? null, password);
     } catch (error) {
       // Not a wrong password (the database failed): the attempt does not count against anyone.
-      await Promise.all([throttle.forgive(accountKey), throttle.forgive(addressKey)]);
+      await throttle.notCounted(email, meta.ip);
       throw error;
     }
     if (!user || !ok) {
+      // The typed address is kept only when it is an account's or at least an address: a password
+      // typed into the email field must not end up in the audit log.
+      const recorded = user ? user.email : isEmailAddress(email) ? email : null;
       await this.deps.work.run(async (tx) =>
         tx.audit({
           action: 'login.failed',
@@ -98,13 +104,12 @@ export class SessionService {
           ip: meta.ip,
           requestId: meta.requestId,
           outcome: 'failure',
-          // The email is an identifier, not a secret; the password is never recorded.
-          details: { email: email.slice(0, 254) },
+          details: recorded !== null ? { email: recorded } : { email: null, emailMalformed: true },
         }),
       );
       throw new AppError('invalid_session', 'The email or password is wrong');
     }
-    await Promise.all([throttle.reset(accountKey), throttle.forgive(addressKey)]);
+    await throttle.signedIn(email, meta.ip);
 
     const sessionId = newId('session');
     const now = new Date();
@@ -134,7 +139,7 @@ export class SessionService {
       .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
       .setIssuer('paygate')
       .sign(this.key);
-    const csrf = randomBytes(32).toString('base64url');
+    const csrf = this.csrf.tokenFor(sessionId);
     return { token, csrf, sessionId, expiresAt, user: { id: user.id, email: user.email, isGlobalAdmin: user.isGlobalAdmin } };
   }
 

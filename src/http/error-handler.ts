@@ -71,9 +71,11 @@ function fromFastify(error: FastifyError): AppError | null {
     return new AppError('validation_error', 'The body is not valid JSON', { extra: { errors: [{ path: '/', message: 'malformed JSON' }] } });
   }
   const status = error.statusCode ?? 500;
-  const byStatus: Record<number, ErrorCode> = { 400: 'validation_error', 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited' };
-  const code = byStatus[status];
-  if (!code) return null;
+  if (status < 400 || status >= 500) return null;
+  // A plugin's client error (a static file path it refuses, a range it cannot serve) is the
+  // client's, never a 500: the closest code of the catalogue, any other 4xx as a malformed request.
+  const byStatus: Record<number, ErrorCode> = { 403: 'forbidden', 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited' };
+  const code = byStatus[status] ?? 'validation_error';
   return new AppError(code, code === 'validation_error' ? 'The request is malformed' : undefined, code === 'validation_error' ? { extra: { errors: [] } } : {});
 }
 

@@ -4,16 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex, Writable } from 'node:stream';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { Services } from '../services.js';
 import { registerAuth } from '../auth/plugin.js';
 import { problemBody, registerErrorHandling, sendProblem, serviceUnavailable } from './error-handler.js';
-import { AppError } from '../errors.js';
+import { AppError, validationError } from '../errors.js';
+import { UNSTORABLE_TEXT_MESSAGE, findUnstorableText, isStorableDateTime } from '../storable.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerDocsRoutes } from './docs-routes.js';
 import { registerAdminRoutes } from './admin-routes.js';
@@ -53,7 +53,34 @@ function makeAjv(coerce: boolean): Ajv {
     strict: false,
   });
   addFormats.default(ajv);
+  // Every `format: "date-time"` of every schema means a date PostgreSQL stores as sent (SPEC §8):
+  // RFC 3339 with a time zone, a real calendar date, years 1..9999. One rule, in src/storable.ts.
+  ajv.addFormat('date-time', { type: 'string', validate: isStorableDateTime });
   return ajv;
+}
+
+/**
+ * Text PostgreSQL cannot store (a NUL, a lone surrogate) in any path parameter, query parameter or
+ * body field of any route, with a schema or without: `400 validation_error` naming each field
+ * (SPEC §8), once the body is parsed and before the schema.
+ */
+function refuseUnstorable(parts: Array<[string, unknown]>): void {
+  const errors = parts.flatMap(([base, value]) => findUnstorableText(value, base)).map((path) => ({ path, message: UNSTORABLE_TEXT_MESSAGE }));
+  if (errors.length > 0) throw validationError(errors);
+}
+
+/**
+ * Errors the router raises before any route or hook runs (a malformed percent-encoding, a path
+ * parameter over its length limit) are problem+json like every other error (SPEC §8).
+ */
+function answerFrameworkError(error: { code?: string }, _request: unknown, reply: FastifyReply): void {
+  reply.header('X-Request-Id', reply.request.id).header('X-Content-Type-Options', 'nosniff');
+  const problem =
+    error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? validationError([{ path: '/url', message: error.code === 'FST_ERR_BAD_URL' ? 'is not a valid URL (malformed percent-encoding)' : 'has a path segment that is too long' }], 'The URL is not valid')
+      : new AppError('internal_error', 'Something went wrong on our side; quote the requestId when reporting it');
+  if (problem.status >= 500) reply.log.error({ err: error }, 'router error');
+  void sendProblem(reply, problem);
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -83,7 +110,7 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: application/problem+json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(error);
@@ -120,6 +147,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return nextRequestId();
     },
     clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
     // A node shutting down answers requests that still arrive (pipelined, or on a kept-alive
     // connection) with our own 503 below rather than Fastify's JSON.
     return503OnClosing: false,
@@ -161,8 +189,6 @@ export async function buildServer(services: Services, options: ServerOptions = {
     },
   });
 
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-
   registerErrorHandling(app);
   let closing = false;
   app.addHook('preClose', async () => {
@@ -175,13 +201,21 @@ export async function buildServer(services: Services, options: ServerOptions = {
       reply.header('Connection', 'close');
       return sendProblem(reply, serviceUnavailable('This node is shutting down; retry on another'));
     }
+    // No response of this origin is ever run as a script or style by content sniffing: /docs and
+    // /admin allow this origin's scripts (docs/security.md, "/docs beside /admin").
+    reply.header('X-Content-Type-Options', 'nosniff');
     if (request.url.startsWith('/v1')) {
       // Responses may hold a secret exactly once; no cache may keep a copy.
       reply.header('Cache-Control', 'no-store');
-      reply.header('X-Content-Type-Options', 'nosniff');
     }
   });
   registerAuth(app, services);
+  // After authentication (which reads only the organization id, compares it and never puts it in
+  // SQL unchecked: a cross-tenant attempt with a NUL is still refused and audited as one), before
+  // the schema. Body paths are JSON Pointers into the body itself, as the schema's errors are.
+  app.addHook('preValidation', async (request) =>
+    refuseUnstorable([['/params', request.params], ['/querystring', request.query], ['', request.body]]),
+  );
 
   app.addHook('onResponse', async (request, reply) => {
     // Route patterns, never raw URLs: label cardinality stays bounded whatever clients send.
@@ -189,7 +223,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   });
 
   registerHealthRoutes(app, services, options.liveness);
-  registerDocsRoutes(app);
+  await registerDocsRoutes(app);
   await registerAdminRoutes(app, services);
   registerAuthRoutes(app, services);
   registerKeyRoutes(app, services);

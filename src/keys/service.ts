@@ -2,15 +2,21 @@
  * API key lifecycle (SPEC §4) for both tiers: create, list, get, update, rotate, revoke, delete.
  * Every change is one transaction together with its audit event and its invalidation; the node that
  * made the change applies the invalidation locally before answering.
+ *
+ * No escalation (SPEC §3): a grantor hands out only scopes it holds and, when it is an API key, no
+ * looser restrictions than its own (keys/restrictions.ts). A refused escalation rolls its change
+ * back and is audited on its own as `auth.insufficient_scope`, as route-scope refusals are.
  */
 import type { Database, Queryable } from '../db/database.js';
 import type { UnitOfWork, Work } from '../unit-of-work.js';
 import type { AuditAction } from '../audit/events.js';
-import type { RequestContext } from '../auth/context.js';
+import type { KeyRestrictions, RequestContext } from '../auth/context.js';
 import { AppError, notFound, validationError, type FieldError } from '../errors.js';
 import { normalizeScopes, validateScopes } from '../scopes/check.js';
 import type { Tier } from '../scopes/catalog.js';
 import { normalizeCidr } from '../net/cidr.js';
+import { parseStorableDate } from '../storable.js';
+import { looserRestrictions } from './restrictions.js';
 import type { SettingsService } from '../settings/service.js';
 import { formatToken, newKeyId, tokenHint } from './token.js';
 import { hashToken, type Peppers } from './hash.js';
@@ -94,9 +100,10 @@ function auditAction(tier: Tier, verb: 'created' | 'updated' | 'rotated' | 'revo
 }
 
 function parseFutureDate(value: string, path: string, errors: FieldError[], now: Date): Date | null {
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) {
-    errors.push({ path, message: 'must be an ISO 8601 date-time' });
+  // The HTTP schema checks the same rule; a caller that is not a request reaches this without it.
+  const date = parseStorableDate(value);
+  if (!date) {
+    errors.push({ path, message: 'must be an RFC 3339 date-time with a time zone, in the years 1..9999' });
     return null;
   }
   if (date <= now) {
@@ -117,6 +124,26 @@ function normalizeIps(values: string[], errors: FieldError[]): string[] {
   return [...new Set(out)];
 }
 
+type Operation = 'create' | 'update' | 'rotate';
+
+const OPERATION_SCOPE: Record<Operation, string> = { create: 'api_key:create', update: 'api_key:update', rotate: 'api_key:update' };
+
+/** A refused escalation: the 403 to answer, and what its audit event records besides. */
+class EscalationRefused extends AppError {
+  /** @param scopes the scopes the refusal names, first the `requiredScope` (RFC 6750: a space-separated list). */
+  constructor(
+    detail: string,
+    scopes: readonly string[],
+    extra: Record<string, unknown>,
+    readonly audited: Record<string, unknown>,
+  ) {
+    super('insufficient_scope', detail, {
+      extra: { requiredScope: scopes[0], ...extra },
+      headers: { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"` },
+    });
+  }
+}
+
 export class ApiKeyService {
   constructor(
     private readonly deps: {
@@ -132,15 +159,61 @@ export class ApiKeyService {
     return this.deps.now ? this.deps.now() : new Date();
   }
 
-  /** Refuses privilege escalation: a grantor may only hand out (or take over) scopes it holds. */
-  private assertGrantable(ctx: RequestContext, scopes: readonly string[]): void {
+  /**
+   * Refuses privilege escalation: a grantor may only hand out (`grant`) or take over (`hold`: update
+   * or rotate a key) scopes it holds.
+   */
+  private assertGrantable(ctx: RequestContext, scopes: readonly string[], as: 'grant' | 'hold' = 'grant'): void {
     if (!ctx.grantable) return;
     const missing = scopes.filter((s) => !ctx.grantable!.has(s));
     if (missing.length > 0) {
-      throw new AppError('insufficient_scope', `You cannot grant scopes you do not hold: ${missing.join(', ')}`, {
-        extra: { requiredScope: missing[0], missingScopes: missing },
-        headers: { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${missing.join(' ')}"` },
-      });
+      const detail = as === 'grant' ? `You cannot grant scopes you do not hold: ${missing.join(', ')}` : `This key holds scopes you do not hold: ${missing.join(', ')}`;
+      throw new EscalationRefused(detail, missing, { missingScopes: missing }, { requiredScope: missing[0], missingScopes: missing });
+    }
+  }
+
+  /**
+   * Refuses looser restrictions (SPEC §3): when an API key acts, the key it creates or changes
+   * (itself included), as it will be after the change, is no looser than the caller. A session is
+   * not a key: members keep their role rules. `grantable: null` is a grantor bound by nothing
+   * (Paygate itself, provisioning an organization's first key), for restrictions as for scopes.
+   */
+  private assertNoLooser(ctx: RequestContext, operation: Operation, key: KeyRestrictions): void {
+    if (!ctx.restrictions || !ctx.grantable) return;
+    const looser = looserRestrictions(ctx.restrictions, key);
+    if (looser.length === 0) return;
+    const names = looser.map((l) => l.restriction);
+    throw new EscalationRefused(
+      `A key cannot hand out looser restrictions than its own: ${looser.map((l) => `${l.restriction} (${l.reason})`).join('; ')}`,
+      [OPERATION_SCOPE[operation]],
+      { restrictions: names },
+      { requiredScope: OPERATION_SCOPE[operation], restrictions: names },
+    );
+  }
+
+  /**
+   * Runs a change; when it is refused as an escalation (and so rolled back), records the refusal in
+   * a unit of work of its own before answering. If that record cannot be written, the request fails
+   * with that error rather than answer a refusal nobody can find later.
+   */
+  private async auditingRefusals<T>(ctx: RequestContext, where: KeyScope, operation: Operation, targetId: string | null, change: () => Promise<T>): Promise<T> {
+    try {
+      return await change();
+    } catch (error) {
+      if (!(error instanceof EscalationRefused)) throw error;
+      await this.deps.work.run(async (tx) =>
+        tx.audit({
+          action: 'auth.insufficient_scope',
+          actor: ctx.actor,
+          organizationId: where.organizationId,
+          target: targetId ? { type: 'api_key', id: targetId } : null,
+          ip: ctx.ip,
+          requestId: ctx.requestId,
+          outcome: 'denied',
+          details: { operation, tier: where.tier, ...error.audited },
+        }),
+      );
+      throw error;
     }
   }
 
@@ -152,8 +225,16 @@ export class ApiKeyService {
     return requested === null || requested > limit ? limit : requested;
   }
 
-  /** Creates a key; pass `outer` to create it inside a caller's transaction (provisioning). */
+  /**
+   * Creates a key; pass `outer` to create it inside a caller's transaction (provisioning, whose
+   * grantor is bound by nothing: a refusal there could not be recorded apart from the caller's work).
+   */
   async create(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: UnitOfWork): Promise<ApiKeyView> {
+    if (outer) return this.createKey(ctx, where, input, outer);
+    return this.auditingRefusals(ctx, where, 'create', null, () => this.createKey(ctx, where, input));
+  }
+
+  private async createKey(ctx: RequestContext, where: KeyScope, input: CreateKeyInput, outer?: UnitOfWork): Promise<ApiKeyView> {
     const now = this.now();
     const errors: FieldError[] = validateScopes(where.tier, input.scopes, '/scopes');
     const expiresAt = input.expiresAt ? parseFutureDate(input.expiresAt, '/expiresAt', errors, now) : null;
@@ -161,10 +242,13 @@ export class ApiKeyService {
     if (errors.length > 0) throw validationError(errors);
     const scopes = normalizeScopes(input.scopes);
     this.assertGrantable(ctx, scopes);
+    const rateLimit = input.rateLimit ?? null;
     const pepper = this.deps.peppers.current;
 
     const insert = async (tx: UnitOfWork) => {
       const cappedExpiry = await this.capExpiry(tx, expiresAt, now);
+      // The expiry as it will be stored (after the lifetime cap) is what must be no looser.
+      this.assertNoLooser(ctx, 'create', { expiresAt: cappedExpiry, allowedIps, rateLimit });
       let id = newKeyId(this.deps.peppers.idTagKey);
       // Ids are unique forever; a collision (practically never) just draws again.
       while (!(await store.reserveKeyId(tx, id))) id = newKeyId(this.deps.peppers.idTagKey);
@@ -190,7 +274,7 @@ export class ApiKeyService {
         revokedAt: null,
         rotatedAt: null,
         allowedIps,
-        rateLimit: input.rateLimit ?? null,
+        rateLimit,
       });
       this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
       // A node may hold this id in its negative cache (someone guessed it before it existed).
@@ -224,6 +308,10 @@ export class ApiKeyService {
   }
 
   async update(ctx: RequestContext, where: KeyScope, id: string, input: UpdateKeyInput): Promise<ApiKeyView> {
+    return this.auditingRefusals(ctx, where, 'update', id, () => this.updateKey(ctx, where, id, input));
+  }
+
+  private async updateKey(ctx: RequestContext, where: KeyScope, id: string, input: UpdateKeyInput): Promise<ApiKeyView> {
     const now = this.now();
     const errors: FieldError[] = input.scopes !== undefined ? validateScopes(where.tier, input.scopes, '/scopes') : [];
     const expiresAt =
@@ -236,8 +324,10 @@ export class ApiKeyService {
     const record = await this.deps.work.run(async (tx) => {
       const key = await this.find(tx, where, id, true);
       // Changing a key is as strong as holding it: no taking over a broader key.
-      this.assertGrantable(ctx, key.scopes);
+      this.assertGrantable(ctx, key.scopes, 'hold');
       if (key.revokedAt) throw new AppError('conflict', 'A revoked key cannot be changed');
+      // An expired key stays expired (SPEC §4): a new expiresAt would bring it back to life.
+      if (expiresAt !== undefined && keyStatus(key, now) === 'expired') throw new AppError('conflict', 'An expired key stays expired: its expiresAt cannot be changed');
       const changes: store.KeyChanges = {
         name: input.name,
         description: input.description,
@@ -246,6 +336,12 @@ export class ApiKeyService {
         rateLimit: input.rateLimit,
         expiresAt: expiresAt === undefined ? undefined : await this.capExpiry(tx, expiresAt, key.createdAt),
       };
+      // The key as it will be after this change, untouched restrictions included: no taking over a looser key either.
+      this.assertNoLooser(ctx, 'update', {
+        expiresAt: changes.expiresAt === undefined ? key.expiresAt : changes.expiresAt,
+        allowedIps: changes.allowedIps === undefined ? key.allowedIps : changes.allowedIps,
+        rateLimit: changes.rateLimit === undefined ? key.rateLimit : changes.rateLimit,
+      });
       const updated = await store.updateKey(tx, id, changes, now);
       const changed = Object.keys(input).filter((k) => input[k as keyof UpdateKeyInput] !== undefined);
       this.audit(tx, ctx, updated, 'updated', {
@@ -259,6 +355,10 @@ export class ApiKeyService {
   }
 
   async rotate(ctx: RequestContext, where: KeyScope, id: string, input: { gracePeriodMinutes?: number }): Promise<ApiKeyView> {
+    return this.auditingRefusals(ctx, where, 'rotate', id, () => this.rotateKey(ctx, where, id, input));
+  }
+
+  private async rotateKey(ctx: RequestContext, where: KeyScope, id: string, input: { gracePeriodMinutes?: number }): Promise<ApiKeyView> {
     const now = this.now();
     const grace = input.gracePeriodMinutes ?? (await this.deps.settings.get()).apiKeyRotationGraceMinutes;
     if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GRACE_MINUTES) {
@@ -269,7 +369,9 @@ export class ApiKeyService {
       // FOR UPDATE serialises concurrent rotations of one key: each sees the other's result, so at
       // most the current secret and one previous secret are ever valid.
       const key = await this.find(tx, where, id, true);
-      this.assertGrantable(ctx, key.scopes);
+      // Rotating hands out the key's new secret: as strong as holding the key, scopes and restrictions alike.
+      this.assertGrantable(ctx, key.scopes, 'hold');
+      this.assertNoLooser(ctx, 'rotate', key);
       if (key.revokedAt) throw new AppError('conflict', 'A revoked key cannot be rotated');
       if (key.expiresAt && key.expiresAt <= now) throw new AppError('conflict', 'An expired key cannot be rotated');
       const token = formatToken(id);

@@ -16,6 +16,7 @@ import { cookiesOf } from '../auth/plugin.js';
 import { AppError } from '../errors.js';
 import { PORTAL_SESSION_TTL_MINUTES, type MagicLinkInput, type PortalSession } from './service.js';
 import { csrfMatches, csrfTokenFor, isTokenShaped } from './tokens.js';
+import { sourceOf } from '../payments/checkouts/brake.js';
 import {
   errorPage,
   linkInvalidPage,
@@ -24,6 +25,7 @@ import {
   renderDocument,
   sessionEndedPage,
   signedOutPage,
+  tooManyAttemptsPage,
   type Page,
 } from './pages.js';
 
@@ -56,19 +58,48 @@ export function registerPortalRoutes(app: FastifyInstance, services: Services): 
         },
       },
     },
-    // Idempotency trade-off: like Stripe, a replay returns the stored response, and that response is
-    // the link itself (a new token per replay would be a second live link for one request). So, for
-    // requests that send an Idempotency-Key only, the idempotency_keys row holds the link URL in clear
-    // until the key is purged (24 h) - longer than the link lives (at most 1440 min, single use), so
-    // what it holds is dead weight by then. Without the header only the token's hash is ever stored.
+    // Like Stripe, a replay returns the stored response, and that response is the link itself (a new
+    // token per replay would be a second live link for one request). The link signs a client in, so
+    // the idempotency row keeps it sealed (AES-256-GCM, key derived from the pepper; idempotency.ts):
+    // nothing on disk signs anyone in. portal_links holds only the token's hash.
     handler: async (request, reply) =>
-      sendIdempotent(request, reply, idempotency, async (tx) => ({
-        status: 201,
-        body: await portal.createLink(tx, authOf(request).ctx, organizationOf(request), request.body as MagicLinkInput),
-      })),
+      sendIdempotent(
+        request,
+        reply,
+        idempotency,
+        async (tx) => ({
+          status: 201,
+          body: await portal.createLink(tx, authOf(request).ctx, organizationOf(request), request.body as MagicLinkInput),
+        }),
+        { sealed: true },
+      ),
   });
 
   void app.register(async (scope) => registerPortalPages(scope, services));
+}
+
+/**
+ * Login CSRF: a page on another site must not post its own magic-link token to /portal/login and so
+ * sign this browser in as a client of the attacker's choosing. The form must come from Paygate's own
+ * login page, and browsers say where a form comes from: `Sec-Fetch-Site` (every current browser),
+ * else `Origin`, else `Referer`, compared with PAYGATE_PUBLIC_URL. A request with none of them is
+ * not a browser posting from another site (there is nothing to protect) and passes. Mail scanners
+ * only GET or HEAD the link, which never consumes it, so this changes nothing for them.
+ */
+export function isSameOriginForm(headers: FastifyRequest['headers'], publicOrigin: string): boolean {
+  const site = headers['sec-fetch-site'];
+  if (typeof site === 'string') return site === 'same-origin';
+  const origin = headers.origin;
+  if (typeof origin === 'string') return origin === publicOrigin;
+  const referer = headers.referer;
+  if (typeof referer === 'string') {
+    try {
+      return new URL(referer).origin === publicOrigin;
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 async function registerPortalPages(scope: FastifyInstance, services: Services): Promise<void> {
@@ -111,6 +142,11 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
     const code = error instanceof AppError ? error.code : null;
     if (code === 'not_found') return sendPage(reply, 404, errorPage(404, 'Not found', 'There is no such invoice among yours.'));
     if (code === 'conflict') return sendPage(reply, 409, errorPage(409, 'This invoice cannot be paid', error.message));
+    if (code === 'rate_limited' && error instanceof AppError) {
+      const retryAfter = Number(error.headers['Retry-After'] ?? 60);
+      reply.header('Retry-After', String(retryAfter));
+      return sendPage(reply, 429, tooManyAttemptsPage(String(error.extra.brake ?? 'invoice'), retryAfter));
+    }
     if (code === 'csrf_failed') return sendPage(reply, 403, errorPage(403, 'This form has expired', 'Go back to your portal and try again.'));
     return sendPage(reply, status, errorPage(status, 'Request not understood', 'Please go back and try again.'));
   });
@@ -136,10 +172,19 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
   scope.get('/portal/login', { schema: hidden }, async (request, reply) => {
     const token = (request.query as { token?: unknown }).token;
     if (!isTokenShaped(token)) return sendPage(reply, 410, linkInvalidPage());
+    // This page's form must be recognisable as same-origin (login CSRF, below): under no-referrer an
+    // older browser without Sec-Fetch-Site would send `Origin: null`. strict-origin sends the origin
+    // alone, never this URL and its token.
+    reply.header('Referrer-Policy', 'strict-origin');
     return sendPage(reply, 200, loginPage(token));
   });
 
   scope.post('/portal/login', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    // Checked before the token is looked at: a refused post consumes nothing. (checkoutOrigin is
+    // PAYGATE_PUBLIC_URL's origin, where the login page is served.)
+    if (!isSameOriginForm(request.headers, checkoutOrigin)) {
+      return sendPage(reply, 403, errorPage(403, 'Open your sign-in link directly', 'This sign-in was sent from another website. Open the link you received in this browser instead.'));
+    }
     const token = (request.body as { token?: unknown } | undefined)?.token;
     const redeemed = await portal.redeem(token, { ip: request.ip, requestId: request.id });
     if (!redeemed) return sendPage(reply, 410, linkInvalidPage());
@@ -174,7 +219,7 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
       const current = await sessionOf(request);
       if (!current) return signedOut(request, reply);
       checkCsrf(current.token, request);
-      const checkout = await portal.payInvoice(current.session, (request.params as { id: string }).id);
+      const checkout = await portal.payInvoice(current.session, (request.params as { id: string }).id, sourceOf(request.ip));
       return reply.redirect(checkout.url, 303);
     },
   );
