@@ -2,18 +2,28 @@
  * Opening the database a Paygate process runs on: the embedded PostgreSQL (secrets generated and kept
  * in the data directory) or the server named by DATABASE_URL (secrets from the environment), migrated.
  * main.ts and the CLI share it.
+ *
+ * Two roles (SPEC §15, src/db/roles.ts): migrations run as the owner of the tables, requests as a
+ * runtime role that cannot alter the audit log. Embedded mode creates its runtime role itself; with
+ * DATABASE_URL the operator provides both (PAYGATE_MIGRATION_DATABASE_URL names the owner).
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/database.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { checkEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
+import { MIGRATIONS } from './db/migrations.js';
+import { EMBEDDED_RUNTIME_ROLE, auditTamperingPowers, grantRuntimePrivileges } from './db/roles.js';
+import { generateSigningKeyPem, parseSigningKey } from './audit/signing.js';
 import type { Secrets } from './services.js';
 
-interface StoredSecrets extends Secrets {
+interface StoredSecrets {
+  pepper: string;
+  sessionSecret: string;
+  /** The embedded PostgreSQL's superuser (`paygate`) password; the runtime role's is derived from it. */
   databasePassword: string;
 }
 
@@ -31,6 +41,46 @@ async function loadOrCreateSecrets(dataDir: string): Promise<StoredSecrets> {
   const secrets: StoredSecrets = { pepper: random(), sessionSecret: random(), databasePassword: random() };
   await fs.writeFile(file, JSON.stringify(secrets, null, 2), { mode: 0o600, flag: 'wx' });
   return secrets;
+}
+
+/**
+ * The audit signing key of embedded mode, generated once and kept (mode 0600) beside secrets.json in
+ * its own PEM file, so that `openssl pkey -in audit-signing-key.pem -pubout` shows its public key.
+ */
+async function loadOrCreateSigningKey(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 'audit-signing-key.pem');
+  let pem: string;
+  try {
+    pem = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    pem = generateSigningKeyPem();
+    await fs.writeFile(file, pem, { mode: 0o600, flag: 'wx' });
+  }
+  if (!parseSigningKey(pem)) throw new Error(`${file} is not an Ed25519 private key in PEM`);
+  return pem;
+}
+
+/** Embedded mode's runtime role: a login role that owns nothing, created (or reset) by the superuser. */
+async function ensureRuntimeRole(adminUrl: string, role: string, password: string): Promise<void> {
+  const client = new pg.Client(adminUrl);
+  await client.connect();
+  try {
+    const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    await client.query(
+      `${exists.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${client.escapeIdentifier(role)} ` +
+        `WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${client.escapeLiteral(password)}`,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+function withUser(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
@@ -62,33 +112,76 @@ export async function openRuntime(
 ): Promise<Runtime> {
   let embedded: EmbeddedPostgres | null = null;
   let connectionString: string;
+  /** The owner role's URL when it differs from the runtime role's. */
+  let ownerString: string | null;
   let secrets: Secrets;
   if (config.databaseUrl) {
     connectionString = config.databaseUrl;
-    secrets = { pepper: config.secretPepper!, sessionSecret: config.sessionSecret! };
+    ownerString = config.migrationDatabaseUrl;
+    secrets = { pepper: config.secretPepper!, sessionSecret: config.sessionSecret!, auditSigningKey: config.auditSigningKey! };
   } else {
+    // Nothing is written into the data directory where the embedded PostgreSQL could not run (as root: SPEC §11).
+    await checkEmbeddedPostgres(config.dataDir);
     const stored = await loadOrCreateSecrets(config.dataDir);
-    secrets = { pepper: config.secretPepper ?? stored.pepper, sessionSecret: config.sessionSecret ?? stored.sessionSecret };
+    secrets = {
+      pepper: config.secretPepper ?? stored.pepper,
+      sessionSecret: config.sessionSecret ?? stored.sessionSecret,
+      auditSigningKey: config.auditSigningKey ?? (await loadOrCreateSigningKey(config.dataDir)),
+    };
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, password: stored.databasePassword, log, warn });
+    // Derived, not stored: secrets.json of earlier versions stays as it is. The superuser `paygate`
+    // owns the tables and runs the migrations; requests run as the runtime role.
+    const runtimePassword = createHmac('sha256', stored.databasePassword).update('paygate runtime role').digest('base64url');
     try {
       await ensureDatabase(embedded.connectionString, 'paygate');
+      await ensureRuntimeRole(embedded.connectionString, EMBEDDED_RUNTIME_ROLE, runtimePassword);
     } catch (error) {
       await embedded.stop();
       throw error;
     }
-    connectionString = embedded.connectionString.replace(/\/postgres$/, '/paygate');
+    ownerString = embedded.connectionString.replace(/\/postgres$/, '/paygate');
+    connectionString = withUser(ownerString, EMBEDDED_RUNTIME_ROLE, runtimePassword);
   }
   const db = createDatabase(connectionString, {
     // The node's pooled sessions carry its id, so operators can tell nodes apart in pg_stat_activity.
     applicationName: `paygate:${config.nodeId ?? 'node'}`,
     guardNestedPoolUse: config.debugChecks,
   });
+  let powers: string[];
   try {
-    await migrate(db);
+    if (ownerString) {
+      // Unbounded like the migrations themselves: a start waits for a slow database.
+      const runtimeSide = await db.transaction(
+        async (tx) => (await tx.query<{ role: string; database: string }>('SELECT current_user AS role, current_database() AS database'))[0]!,
+        { kind: 'migration' },
+      );
+      const owner = createDatabase(ownerString, { max: 1, applicationName: `paygate-migrate:${config.nodeId ?? 'node'}` });
+      try {
+        await migrate(owner, MIGRATIONS, async (tx) => {
+          // Checked before COMMIT: migrations applied to another database than the one served roll back.
+          const [{ database }] = (await tx.query<{ database: string }>('SELECT current_database() AS database')) as [{ database: string }];
+          if (database !== runtimeSide.database) {
+            throw new Error(`PAYGATE_MIGRATION_DATABASE_URL names the database "${database}" but DATABASE_URL names "${runtimeSide.database}": they must name the same one`);
+          }
+          await grantRuntimePrivileges(tx, runtimeSide.role);
+        });
+      } finally {
+        await owner.close();
+      }
+    } else {
+      await migrate(db);
+    }
+    powers = await db.transaction((tx) => auditTamperingPowers(tx), { kind: 'migration' });
   } catch (error) {
     await db.close();
     await embedded?.stop();
     throw error;
+  }
+  for (const power of powers) {
+    warn(
+      `${power}: its requests could alter the audit log. Run them as a restricted role: DATABASE_URL for it, ` +
+        'PAYGATE_MIGRATION_DATABASE_URL for the owner (docs/operations.md, "Database roles")',
+    );
   }
   return {
     db,

@@ -138,8 +138,9 @@ export async function runServer(): Promise<void> {
       console.error(`paygate: ${error.message}`);
       process.exit(3);
     }
-    // A node that would break the revocation bound is a configuration error: one line, exit 2.
-    if (error instanceof ClusterConfigError) {
+    // A node that would break the revocation bound, or an embedded PostgreSQL that cannot run here
+    // (ConfigError from db/embedded.ts), is a configuration error: one line, exit 2.
+    if (error instanceof ClusterConfigError || error instanceof ConfigError) {
       console.error(`paygate: configuration error: ${error.message}`);
       process.exit(2);
     }

@@ -1,6 +1,6 @@
 /** Composition root: builds every service once from the config and the database. */
 import type { Config } from './config.js';
-import type { Database } from './db/database.js';
+import { isDatabaseUnavailable, type Database } from './db/database.js';
 import { InvalidationBus } from './cache/invalidation.js';
 import { makePeppers, type Peppers } from './keys/hash.js';
 import { AuditChain } from './audit/record.js';
@@ -12,10 +12,14 @@ import { SettingsService } from './settings/service.js';
 import { OrganizationService } from './organizations/service.js';
 import { MemberService } from './organizations/members.js';
 import { AuditService } from './audit/service.js';
+import { AuditSigner } from './audit/signing.js';
+import { AuditCheckpointService } from './audit/checkpoints.js';
 import { UserService } from './users/service.js';
 import { MemoryRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
 import { RedisRateLimiter } from './rate-limit/redis.js';
 import { FailureThrottle } from './auth/throttle.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
+import { PasswordResetService } from './users/password-reset.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { createPaymentServices, type PaymentServices } from './payments/services.js';
 
@@ -28,6 +32,8 @@ export interface Logger {
 export interface Secrets {
   pepper: string;
   sessionSecret: string;
+  /** Ed25519 private key (PEM) signing audit checkpoints. */
+  auditSigningKey: string;
 }
 
 export interface Services {
@@ -45,11 +51,20 @@ export interface Services {
   members: MemberService;
   users: UserService;
   audit: AuditService;
+  auditCheckpoints: AuditCheckpointService;
+  /** The audit signing key (Ed25519): signs checkpoints, and any other statement about the audit log. */
+  auditSigner: AuditSigner;
+  /** Per-key rate limits (fail open when full or unreachable: they protect capacity). */
   rateLimiter: RateLimiter;
   rateLimiterKind: 'memory' | 'redis';
+  /** The sign-in throttle's own limiter, never shared with per-key limits (fails closed when full). */
+  signInLimiter: RateLimiter;
+  /** Outgoing mail; null when SMTP is not configured (links are then handed to the caller). */
+  mailer: Mailer | null;
+  passwordResets: PasswordResetService;
   metrics: Metrics;
   payments: PaymentServices;
-  /** Starts background work: the invalidation listener and the lastUsedAt flusher. */
+  /** Starts background work: the invalidation listener, the lastUsedAt flusher and the scheduled audit checkpoints. */
   start(): Promise<void>;
   /** Stops background work and flushes pending writes; does not close the database. */
   stop(): Promise<void>;
@@ -58,6 +73,8 @@ export interface Services {
 export interface ServiceOptions {
   /** 'publisher' for the CLI: it caches nothing, so it does not join the cluster as a node. */
   role?: 'node' | 'publisher';
+  /** Most open windows of each in-memory limiter (default 100,000); tests make it small. */
+  limiterCapacity?: number;
 }
 
 export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger, options: ServiceOptions = {}): Services {
@@ -72,40 +89,62 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
     ackTimeouts: () => bus.stats.ackTimeouts,
   });
   let lastLimiterLog = 0;
+  const limiterEvents = {
+    onFailure(error: Error) {
+      metrics.rateLimiterFailures.inc();
+      // Logged at most every 10 s: during an outage every request would otherwise log.
+      if (Date.now() - lastLimiterLog > 10_000) {
+        lastLimiterLog = Date.now();
+        log.warn({ err: error.message }, 'Redis rate limiter unavailable; key limits fail open and sign-in throttles count per node until it is back');
+      }
+    },
+  };
+  // Two limiters, never one table: a flood of junk sign-ins must not push out key windows, nor the
+  // reverse (src/rate-limit/limiter.ts). Key limits fail open when the table is full (only keys
+  // that authenticated reach it; they protect capacity); the sign-in throttle fails closed.
+  const maxEntries = options.limiterCapacity ?? 100_000;
   const rateLimiter: RateLimiter = config.redisUrl
-    ? new RedisRateLimiter(config.redisUrl, {
-        onFailure(error) {
-          metrics.rateLimiterFailures.inc();
-          // Logged at most every 10 s: during an outage every request would otherwise log.
-          if (Date.now() - lastLimiterLog > 10_000) {
-            lastLimiterLog = Date.now();
-            log.warn({ err: error.message }, 'Redis rate limiter unavailable; limits fail open until it is back');
-          }
-        },
-      }, `${config.redisPrefix}rl:`)
-    : new MemoryRateLimiter();
+    ? new RedisRateLimiter(config.redisUrl, limiterEvents, `${config.redisPrefix}rl:`)
+    : new MemoryRateLimiter({ whenFull: 'allow', maxEntries });
+  const signInLimiter: RateLimiter = config.redisUrl
+    ? new RedisRateLimiter(config.redisUrl, limiterEvents, `${config.redisPrefix}signin:`, new MemoryRateLimiter({ whenFull: 'refuse', maxEntries }))
+    : new MemoryRateLimiter({ whenFull: 'refuse', maxEntries });
+  const throttle = new FailureThrottle(signInLimiter);
+  const mailer = createMailer(config, log);
   const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs });
   const keys = new ApiKeyService({ db, work, peppers, settings });
-  const members = new MemberService({ db, work, publicUrl: config.publicUrl });
+  const members = new MemberService({ db, work, publicUrl: config.publicUrl, mailer, throttle });
   const organizations = new OrganizationService({ db, bus, work, keys, members });
-  const sessions = new SessionService({ db, bus, work, throttle: new FailureThrottle(rateLimiter), secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
-  const audit = new AuditService({ db, work, chain, log });
+  const sessions = new SessionService({ db, bus, work, throttle, secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
+  const signer = new AuditSigner(secrets.auditSigningKey);
+  const auditCheckpoints = new AuditCheckpointService({ db, signer, log, intervalMs: config.auditCheckpointIntervalMs });
+  const audit = new AuditService({ db, work, chain, checkpoints: auditCheckpoints, log });
   const users = new UserService({ db, work });
-  const payments = createPaymentServices({ config, db, bus, work, settings, log });
+  const passwordResets = new PasswordResetService({ db, work, throttle, mailer, publicUrl: config.publicUrl, log });
+  const payments = createPaymentServices({ config, db, bus, work, settings, log, peppers });
 
   return {
-    config, db, bus, work, chain, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, rateLimiter, metrics, payments,
+    config, db, bus, work, chain, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, auditCheckpoints, auditSigner: signer, rateLimiter, metrics, payments,
+    signInLimiter, mailer, passwordResets,
     rateLimiterKind: rateLimiter.kind,
     async start() {
       await bus.start();
-      verifier.startUsageFlusher(5_000, (error) => log.error({ err: error }, 'could not record key usage'));
+      verifier.startUsageFlusher(5_000, (error) =>
+        // An outage is reported once per flush, in one line; the batch is retried with the next one.
+        isDatabaseUnavailable(error) ? log.warn({ reason: (error as Error).message }, 'could not record key usage: the database is unavailable') : log.error({ err: error }, 'could not record key usage'),
+      );
       payments.start();
+      auditCheckpoints.start();
     },
     async stop() {
+      await auditCheckpoints.stop();
       await payments.stop();
       await verifier.stop();
       await bus.stop();
+      await passwordResets.idle();
+      await mailer?.close();
       await rateLimiter.close();
+      await signInLimiter.close();
     },
   };
 }

@@ -175,8 +175,9 @@ describe('a change answered by one node holds on the others as soon as the respo
     const base = `/v1/organizations/${org.organizationId}`;
     const added = await request(A, 'POST', `${base}/members`, { token: adminToken, body: { email, role: 'admin', password } });
     expectStatus(added, 201);
-    const userId = added.body.userId as string;
     const member = await cluster.login(A, email, password);
+    // A global admin's password provisions the account and the membership at once (SPEC §7).
+    const userId = (await request(A, 'GET', '/v1/auth/me', { token: member })).body.user.id as string;
 
     // An admin holds api_key:*; B caches the session with that role.
     await warm(B, member, `${base}/api-keys`);

@@ -88,7 +88,7 @@ describe('role matrix', () => {
       what: 'add a member (owner only)',
       method: 'POST',
       path: (o) => `/v1/organizations/${o}/members`,
-      body: () => ({ email: email(), role: 'viewer', password: 'a-long-enough-password' }),
+      body: () => ({ email: email(), role: 'viewer' }),
       expect: { owner: 201, admin: denied('forbidden'), developer: denied('forbidden'), viewer: denied('forbidden') },
     },
   ];
@@ -158,40 +158,72 @@ describe('role matrix', () => {
 
 describe('members', () => {
   const membersPath = (orgId: string) => `/v1/organizations/${orgId}/members`;
+  const tokenOf = (invitation: { url: string }) => new URL(invitation.url).searchParams.get('token')!;
 
-  it('an owner adds a member with a password, and that user can sign in', async () => {
+  it("an owner's add is an invitation: no membership until the invitee accepts through the link and sets a password", async () => {
     const owner = await memberOf('owner');
     const newEmail = email('dev');
-    const added = await t.request('POST', membersPath(owner.organizationId), {
-      token: owner.token,
-      body: { email: newEmail, role: 'developer', password: 'correct-horse-battery' },
-    });
+    const added = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: newEmail, role: 'developer' } });
     expectStatus(added, 201);
-    expect(added.body).toMatchObject({ object: 'member', organizationId: owner.organizationId, email: newEmail, role: 'developer' });
-    expect(added.body.userId).toMatch(/^usr_/);
-    expect(added.body.invitationUrl).toBeUndefined();
-    expect(added.text).not.toContain('correct-horse-battery');
+    expect(added.body).toEqual({
+      id: expect.stringMatching(/^ivt_/),
+      object: 'invitation',
+      organizationId: owner.organizationId,
+      email: newEmail,
+      role: 'developer',
+      status: 'pending',
+      expiresAt: expect.any(String),
+      createdAt: expect.any(String),
+      url: expect.stringMatching(/\/admin\/accept-invitation\?token=/),
+    });
+    // Seven days.
+    const ttl = Date.parse(added.body.expiresAt) - Date.parse(added.body.createdAt);
+    expect(Math.abs(ttl - 7 * 24 * 3600_000)).toBeLessThan(5_000);
+    // Nothing exists yet but the invitation: no account, no membership.
+    expect(await t.db.query('SELECT 1 FROM users WHERE email = $1', [newEmail])).toHaveLength(0);
 
+    const list = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
+    expect(list.body.data).toEqual([
+      expect.objectContaining({ object: 'member', userId: owner.user.id, role: 'owner', status: 'active' }),
+      expect.objectContaining({ object: 'invitation', id: added.body.id, email: newEmail, role: 'developer', status: 'invited' }),
+    ]);
+
+    const inspected = await t.request('POST', '/v1/auth/invitations/inspect', { body: { token: tokenOf(added.body) } });
+    expectStatus(inspected, 200);
+    expect(inspected.body).toMatchObject({ email: newEmail, role: 'developer', organizationId: owner.organizationId, accountExists: false });
+
+    const accepted = await t.request('POST', '/v1/auth/invitations/accept', { body: { token: tokenOf(added.body), password: 'correct-horse-battery' } });
+    expectStatus(accepted, 200);
+    expect(accepted.body).toMatchObject({ accepted: true, organizationId: owner.organizationId, email: newEmail });
     const session = await login(t, newEmail, 'correct-horse-battery');
-    expect(session.userId).toBe(added.body.userId);
+    expect(session.userId).toBe(accepted.body.userId);
     const me = await t.request('GET', '/v1/auth/me', { token: session.token });
     expect(me.body.memberships).toEqual([expect.objectContaining({ organizationId: owner.organizationId, role: 'developer' })]);
 
-    const list = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
-    expectStatus(list, 200);
-    expect(list.body.object).toBe('list');
-    expect(list.body.data.map((m: { userId: string; role: string }) => [m.userId, m.role])).toEqual(
-      expect.arrayContaining([
-        [owner.user.id, 'owner'],
-        [added.body.userId, 'developer'],
-      ]),
-    );
+    const after = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
+    expect(after.body.data.map((m: { object: string; userId?: string; status: string }) => [m.object, m.userId, m.status])).toEqual([
+      ['member', owner.user.id, 'active'],
+      ['member', accepted.body.userId, 'active'],
+    ]);
   });
 
-  it('members are listed oldest first, page by page', async () => {
+  it('an owner cannot set a password for anyone: password in the body is 400 validation_error and creates nothing', async () => {
     const owner = await memberOf('owner');
-    const others = [];
-    for (let i = 0; i < 4; i++) others.push(await createUser(t, { organizationId: owner.organizationId, role: 'viewer' }));
+    const newEmail = email('pw');
+    const result = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: newEmail, role: 'viewer', password: 'owner-chosen-password' } });
+    expectProblem(result, 400, 'validation_error');
+    expect(result.body.errors).toEqual([expect.objectContaining({ path: '/password' })]);
+    expect(await t.db.query('SELECT 1 FROM users WHERE email = $1', [newEmail])).toHaveLength(0);
+    expect(await t.db.query('SELECT 1 FROM invitations WHERE email = $1', [newEmail])).toHaveLength(0);
+  });
+
+  it('members and invitations are listed oldest first, page by page', async () => {
+    const owner = await memberOf('owner');
+    const others: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      if (i % 2 === 0) others.push((await createUser(t, { organizationId: owner.organizationId, role: 'viewer' })).id);
+      else others.push((await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: email(), role: 'viewer' } })).body.id);
+    }
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
@@ -200,27 +232,28 @@ describe('members', () => {
       expectStatus(page, 200);
       expect(page.body.object).toBe('list');
       expect(page.body.data.length).toBeLessThanOrEqual(2);
-      seen.push(...page.body.data.map((m: { userId: string }) => m.userId));
+      seen.push(...page.body.data.map((m: { userId?: string; id?: string }) => m.userId ?? m.id));
       pages++;
       if (!page.body.hasMore) break;
-      cursor = page.body.data.at(-1).userId;
+      const last = page.body.data.at(-1);
+      cursor = last.userId ?? last.id;
     }
     expect(pages).toBe(3);
-    expect(seen).toEqual([owner.user.id, ...others.map((o) => o.id)]);
+    expect(seen).toEqual([owner.user.id, ...others]);
     const all = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
     expect(all.body).toMatchObject({ hasMore: false });
     expect(all.body.data).toHaveLength(5);
     expectProblem(await t.request('GET', `${membersPath(owner.organizationId)}?limit=0`, { token: owner.token }), 400, 'validation_error');
     expectProblem(await t.request('GET', `${membersPath(owner.organizationId)}?startingAfter=${newId('user')}`, { token: owner.token }), 404, 'not_found');
+    expectProblem(await t.request('GET', `${membersPath(owner.organizationId)}?startingAfter=${newId('invitation')}`, { token: owner.token }), 404, 'not_found');
   });
 
-  it('an owner adds a member without a password and the invitation link sets one, once', async () => {
+  it('an invitation link works once, and its token is stored hashed and never logged', async () => {
     const owner = await memberOf('owner');
     const newEmail = email('invitee');
     const added = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: newEmail, role: 'viewer' } });
     expectStatus(added, 201);
-    const url = new URL(added.body.invitationUrl);
-    const token = url.searchParams.get('token')!;
+    const token = tokenOf(added.body);
     expect(token.length).toBeGreaterThanOrEqual(32);
 
     // No password yet: nothing signs in.
@@ -228,45 +261,67 @@ describe('members', () => {
 
     const accepted = await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'invited-password-1' } });
     expectStatus(accepted, 200);
-    expect(accepted.body.userId).toBe(added.body.userId);
     const session = await login(t, newEmail, 'invited-password-1');
-    expect(session.userId).toBe(added.body.userId);
+    expect(session.userId).toBe(accepted.body.userId);
 
     // Second use fails and does not change the password.
-    const again = await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'hijacked-password-1' } });
-    expectProblem(again, 404, 'not_found');
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'hijacked-password-1' } }), 404, 'not_found');
+    expectProblem(await t.request('POST', '/v1/auth/invitations/join', { token: session.token, body: { token } }), 404, 'not_found');
+    expectProblem(await t.request('POST', '/v1/auth/invitations/inspect', { body: { token } }), 404, 'not_found');
     expectProblem(await t.request('POST', '/v1/auth/login', { body: { email: newEmail, password: 'hijacked-password-1' } }), 401, 'invalid_session');
 
-    // The invitation token is stored hashed and never logged.
-    const rows = await t.db.query<{ token_hash: Buffer }>('SELECT token_hash FROM invitations WHERE user_id = $1', [added.body.userId]);
+    const rows = await t.db.query<{ token_hash: Buffer }>('SELECT token_hash FROM invitations WHERE id = $1', [added.body.id]);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.token_hash.toString('utf8')).not.toContain(token);
+    expect(rows[0]!.token_hash.toString('base64url')).not.toContain(token);
     expect(t.logs.text()).not.toContain(token);
   });
 
-  it('an unknown invitation token and a short password are refused', async () => {
+  it('an unknown invitation token, a short password and a common password are refused, and a refusal leaves the invitation usable', async () => {
     expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: randomBytes(32).toString('base64url'), password: 'long-enough-password' } }), 404, 'not_found');
     const owner = await memberOf('owner');
     const added = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: email(), role: 'viewer' } });
-    const token = new URL(added.body.invitationUrl).searchParams.get('token')!;
-    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'short' } }), 400, 'validation_error');
-    // A refused attempt leaves the invitation usable.
+    const token = tokenOf(added.body);
+    for (const password of ['short', 'password123', '          ']) {
+      expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password } }), 400, 'validation_error');
+    }
     expectStatus(await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'long-enough-password' } }), 200);
   });
 
-  it('adding an existing user makes them a member without touching their password', async () => {
+  it('inviting an existing account gives the same answer; the account signs in to accept, and its password is untouched', async () => {
     const owner = await memberOf('owner');
     const existing = await createUser(t);
-    const added = await t.request('POST', membersPath(owner.organizationId), {
-      token: owner.token,
-      body: { email: existing.email.toUpperCase(), role: 'admin', password: 'owner-chosen-password' },
-    });
-    expectStatus(added, 201);
-    expect(added.body).toMatchObject({ userId: existing.id, email: existing.email, role: 'admin' });
-    expect(added.body.invitationUrl).toBeUndefined();
-    // An owner must not be able to take over someone's account by "adding" them with a password.
+    const fresh = email('fresh');
+    const forExisting = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: existing.email.toUpperCase(), role: 'admin' } });
+    const forFresh = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: fresh, role: 'admin' } });
+    expectStatus(forExisting, 201);
+    expectStatus(forFresh, 201);
+    // No enumeration: the same fields, the same status, an address in the same normal form.
+    expect(Object.keys(forExisting.body).sort()).toEqual(Object.keys(forFresh.body).sort());
+    expect(forExisting.body).toMatchObject({ email: existing.email, status: 'pending' });
+    expect(await t.db.query('SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2', [owner.organizationId, existing.id])).toHaveLength(0);
+
+    const token = tokenOf(forExisting.body);
+    expect((await t.request('POST', '/v1/auth/invitations/inspect', { body: { token } })).body.accountExists).toBe(true);
+    // A link never sets the password of an existing account.
+    const hijack = await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'owner-chosen-password' } });
+    expectProblem(hijack, 409, 'conflict');
+    expect(hijack.body.signInRequired).toBe(true);
     expectProblem(await t.request('POST', '/v1/auth/login', { body: { email: existing.email, password: 'owner-chosen-password' } }), 401, 'invalid_session');
-    await login(t, existing.email, existing.password);
+    // Joining needs a session of the invited account itself.
+    expectProblem(await t.request('POST', '/v1/auth/invitations/join', { body: { token } }), 401, 'missing_credentials');
+    const someoneElse = await createUser(t);
+    const other = await login(t, someoneElse.email, someoneElse.password);
+    expectProblem(await t.request('POST', '/v1/auth/invitations/join', { token: other.token, body: { token } }), 403, 'forbidden');
+
+    const session = await login(t, existing.email, existing.password);
+    // By cookie, the join is an unsafe request like any other: it needs the CSRF header.
+    expectProblem(await t.request('POST', '/v1/auth/invitations/join', { cookies: session.cookies, body: { token } }), 403, 'csrf_failed');
+    const joined = await t.request('POST', '/v1/auth/invitations/join', { cookies: session.cookies, headers: { 'x-csrf-token': session.csrf }, body: { token } });
+    expectStatus(joined, 200);
+    expect(joined.body).toMatchObject({ accepted: true, userId: existing.id, organizationId: owner.organizationId, role: 'admin' });
+    const me = await t.request('GET', '/v1/auth/me', { token: session.token });
+    expect(me.body.memberships).toEqual([expect.objectContaining({ organizationId: owner.organizationId, role: 'admin' })]);
   });
 
   it('adding someone who is already a member gets 409 conflict', async () => {
@@ -275,16 +330,71 @@ describe('members', () => {
     expectProblem(await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: existing.email, role: 'admin' } }), 409, 'conflict');
   });
 
+  it('inviting an address again supersedes the open invitation: a fresh link, the old one dead', async () => {
+    const owner = await memberOf('owner');
+    const address = email('again');
+    const first = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: address, role: 'viewer' } });
+    const second = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: address, role: 'developer' } });
+    expectStatus(second, 201);
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: tokenOf(first.body), password: 'long-enough-password' } }), 404, 'not_found');
+    const list = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
+    expect(list.body.data.filter((m: { object: string }) => m.object === 'invitation')).toEqual([expect.objectContaining({ id: second.body.id, role: 'developer' })]);
+    expectStatus(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: tokenOf(second.body), password: 'long-enough-password' } }), 200);
+  });
+
+  it('an owner cancels an invitation with DELETE .../members/{invitationId}: its link stops working', async () => {
+    const owner = await memberOf('owner');
+    const added = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: email(), role: 'viewer' } });
+    expectStatus(await t.request('DELETE', `${membersPath(owner.organizationId)}/${added.body.id}`, { token: owner.token }), 204);
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: tokenOf(added.body), password: 'long-enough-password' } }), 404, 'not_found');
+    expectProblem(await t.request('DELETE', `${membersPath(owner.organizationId)}/${added.body.id}`, { token: owner.token }), 404, 'not_found');
+    const list = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
+    expect(list.body.data.map((m: { id?: string }) => m.id)).not.toContain(added.body.id);
+    // Another organization's owner cannot cancel it.
+    const again = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: email(), role: 'viewer' } });
+    const stranger = await memberOf('owner');
+    expectProblem(await t.request('DELETE', `${membersPath(stranger.organizationId)}/${again.body.id}`, { token: stranger.token }), 404, 'not_found');
+    expectStatus(await t.request('POST', '/v1/auth/invitations/inspect', { body: { token: tokenOf(again.body) } }), 200);
+  });
+
+  it('an invitation expires after 7 days', async () => {
+    const owner = await memberOf('owner');
+    const added = await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: email(), role: 'viewer' } });
+    await t.db.query("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = $1", [added.body.id]);
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: tokenOf(added.body), password: 'long-enough-password' } }), 404, 'not_found');
+    const list = await t.request('GET', membersPath(owner.organizationId), { token: owner.token });
+    expect(list.body.data.map((m: { id?: string }) => m.id)).not.toContain(added.body.id);
+  });
+
+  it('one address gets at most five invitations an hour, from every organization together; an organization sends at most a hundred', async () => {
+    const target = email('bombed');
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const owner = await memberOf('owner');
+      statuses.push((await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: target, role: 'viewer' } })).status);
+    }
+    expect(statuses).toEqual([201, 201, 201, 201, 201, 429]);
+
+    const owner = await memberOf('owner');
+    const answers = await Promise.all(
+      Array.from({ length: 101 }, (_, i) => t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: email(`bulk${i}`), role: 'viewer' } })),
+    );
+    expect(answers.filter((r) => r.status === 201)).toHaveLength(100);
+    const refused = answers.find((r) => r.status === 429)!;
+    expectProblem(refused, 429, 'rate_limited');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
   it('two owners adding the same new email at once get one 201 and one 409 conflict', async () => {
     const owner = await memberOf('owner');
     const newEmail = email('race');
     const results = await Promise.all([1, 2].map(() => t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: newEmail, role: 'viewer' } })));
     expect(results.map((r) => r.status).sort(), results.map((r) => r.text).join(' / ')).toEqual([201, 409]);
-    const users = await t.db.query('SELECT id FROM users WHERE lower(email) = lower($1)', [newEmail]);
-    expect(users).toHaveLength(1);
+    const open = await t.db.query('SELECT id FROM invitations WHERE organization_id = $1 AND email = $2 AND cancelled_at IS NULL', [owner.organizationId, newEmail]);
+    expect(open).toHaveLength(1);
   });
 
-  it('one new email added to two organizations at once becomes one user with both memberships', async () => {
+  it('one new email invited to two organizations: the first acceptance creates the account, the second signs in to join', async () => {
     const first = await memberOf('owner');
     const second = await createOrgWithKey(t, ['organization:read']);
     await t.db.query('INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)', [second.organizationId, first.user.id, 'owner']);
@@ -293,9 +403,14 @@ describe('members', () => {
       [first.organizationId, second.organizationId].map((orgId) => t.request('POST', membersPath(orgId), { token: first.token, body: { email: newEmail, role: 'viewer' } })),
     );
     expect(results.map((r) => r.status), results.map((r) => r.text).join(' / ')).toEqual([201, 201]);
-    expect(results[0]!.body.userId).toBe(results[1]!.body.userId);
-    // Exactly one of the two created the user, so exactly one carries the invitation.
-    expect(results.filter((r) => r.body.invitationUrl).length).toBe(1);
+    const [a, b] = results.map((r) => tokenOf(r.body)) as [string, string];
+    const created = await t.request('POST', '/v1/auth/invitations/accept', { body: { token: a, password: 'shared-password-1' } });
+    expectStatus(created, 200);
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: b, password: 'another-password-1' } }), 409, 'conflict');
+    const session = await login(t, newEmail, 'shared-password-1');
+    expectStatus(await t.request('POST', '/v1/auth/invitations/join', { token: session.token, body: { token: b } }), 200);
+    const me = await t.request('GET', '/v1/auth/me', { token: session.token });
+    expect(me.body.memberships.map((m: { organizationId: string }) => m.organizationId).sort()).toEqual([first.organizationId, second.organizationId].sort());
   });
 
   it('member input is validated: unknown role, bad email, short password, unknown field', async () => {
@@ -463,36 +578,72 @@ describe('members', () => {
     expectProblem(await t.request('POST', '/v1/members', { token: org.token, body: { email: email(), role: 'owner' } }), 403, 'forbidden');
   });
 
-  it('a global admin can manage the members of any organization', async () => {
+  it('a global admin can manage the members of any organization, and provision an account with a password at once', async () => {
     const owner = await memberOf('owner');
     const admin = await createUser(t, { globalAdmin: true });
     const session = await login(t, admin.email, admin.password);
     const path = membersPath(owner.organizationId);
     expectStatus(await t.request('GET', path, { token: session.token }), 200);
-    const added = await t.request('POST', path, { token: session.token, body: { email: email(), role: 'developer', password: 'long-enough-password' } });
+    const provisioned = email('ops');
+    const added = await t.request('POST', path, { token: session.token, body: { email: provisioned, role: 'developer', password: 'long-enough-password' } });
     expectStatus(added, 201);
-    expectStatus(await t.request('PATCH', `${path}/${added.body.userId}`, { token: session.token, body: { role: 'viewer' } }), 200);
-    expectStatus(await t.request('DELETE', `${path}/${added.body.userId}`, { token: session.token }), 204);
+    // The one exception (operator provisioning): the account and the membership exist at once.
+    expect(added.body).toMatchObject({ object: 'invitation', email: provisioned, role: 'developer', status: 'accepted' });
+    expect(added.body.url).toBeUndefined();
+    const user = await login(t, provisioned, 'long-enough-password');
+    expectStatus(await t.request('PATCH', `${path}/${user.userId}`, { token: session.token, body: { role: 'viewer' } }), 200);
+    expectStatus(await t.request('DELETE', `${path}/${user.userId}`, { token: session.token }), 204);
+    // The provisioning password is the policy's too.
+    expectProblem(await t.request('POST', path, { token: session.token, body: { email: email(), role: 'viewer', password: 'password123' } }), 400, 'validation_error');
   });
 
-  it('member changes are audited as member.added, member.updated and member.removed', async () => {
+  it("a global admin's password never changes an existing account: the invitation waits for its owner to accept", async () => {
+    const owner = await memberOf('owner');
+    const existing = await createUser(t);
+    const admin = await createUser(t, { globalAdmin: true });
+    const session = await login(t, admin.email, admin.password);
+    const added = await t.request('POST', membersPath(owner.organizationId), { token: session.token, body: { email: existing.email, role: 'viewer', password: 'admin-chosen-password' } });
+    expectStatus(added, 201);
+    expect(added.body.status).toBe('pending');
+    expectProblem(await t.request('POST', '/v1/auth/login', { body: { email: existing.email, password: 'admin-chosen-password' } }), 401, 'invalid_session');
+    await login(t, existing.email, existing.password);
+    expect(await t.db.query('SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2', [owner.organizationId, existing.id])).toHaveLength(0);
+  });
+
+  it('member changes are audited as invitation.created|accepted|cancelled, member.added, member.updated and member.removed', async () => {
     const owner = await memberOf('owner');
     const path = membersPath(owner.organizationId);
-    const added = await t.request('POST', path, { token: owner.token, body: { email: email(), role: 'developer', password: 'long-enough-password' } });
-    expectStatus(added, 201);
-    const userId = added.body.userId as string;
+    const invited = await t.request('POST', path, { token: owner.token, body: { email: email(), role: 'developer' } });
+    expectStatus(invited, 201);
+    const cancelled = await t.request('POST', path, { token: owner.token, body: { email: email(), role: 'viewer' } });
+    expectStatus(await t.request('DELETE', `${path}/${cancelled.body.id}`, { token: owner.token }), 204);
+    const accepted = await t.request('POST', '/v1/auth/invitations/accept', { body: { token: tokenOf(invited.body), password: 'long-enough-password' } });
+    expectStatus(accepted, 200);
+    const userId = accepted.body.userId as string;
     expectStatus(await t.request('PATCH', `${path}/${userId}`, { token: owner.token, body: { role: 'viewer' } }), 200);
     expectStatus(await t.request('DELETE', `${path}/${userId}`, { token: owner.token }), 204);
 
+    const invitationRows = await auditRows("action LIKE 'invitation.%' AND organization_id = $1", [owner.organizationId]);
+    expect(invitationRows.map((r) => [r.action, r.target?.id])).toEqual([
+      ['invitation.created', invited.body.id],
+      ['invitation.created', cancelled.body.id],
+      ['invitation.cancelled', cancelled.body.id],
+      ['invitation.accepted', invited.body.id],
+    ]);
+    expect(invitationRows[0]).toMatchObject({ actor_type: 'user', actor_id: owner.user.id, details: { email: invited.body.email, role: 'developer', delivery: 'link' } });
+    // The person who accepted is the actor of the acceptance.
+    expect(invitationRows[3]).toMatchObject({ actor_type: 'user', actor_id: userId });
+
     const rows = await auditRows("action LIKE 'member.%' AND target->>'id' = $1", [userId]);
     expect(rows.map((r) => r.action)).toEqual(['member.added', 'member.updated', 'member.removed']);
-    for (const row of rows) {
+    expect(rows[0]).toMatchObject({ actor_type: 'user', actor_id: userId, organization_id: owner.organizationId, details: { role: 'developer', invitationId: invited.body.id } });
+    for (const row of rows.slice(1)) {
       expect(row).toMatchObject({ actor_type: 'user', actor_id: owner.user.id, organization_id: owner.organizationId, target: { type: 'user', id: userId } });
     }
-    expect(rows[0]!.details).toMatchObject({ role: 'developer', userCreated: true });
     expect(rows[1]!.details).toEqual({ role: { from: 'developer', to: 'viewer' } });
     expect(rows[2]!.details).toEqual({ role: 'viewer' });
-    expect(JSON.stringify(rows)).not.toContain('long-enough-password');
+    // Nothing the organization can read tells whether the account existed before.
+    expect(JSON.stringify([...rows, ...invitationRows])).not.toMatch(/userCreated|accountExists|long-enough-password/);
 
     // The organization's own audit route shows them to whoever holds audit:read there.
     const events = await t.request('GET', `/v1/organizations/${owner.organizationId}/audit-events?action=member.added`, { token: owner.token });

@@ -133,6 +133,33 @@ describe('login', () => {
     expect(rows[0]).toMatchObject({ outcome: 'failure', target: null });
   });
 
+  it('login.failed keeps the typed email only when it is an address: a password typed into the email field is not kept', async () => {
+    const typedPassword = `Tr0ub4dor&3-${randomBytes(4).toString('hex')}`;
+    const result = await t.request('POST', '/v1/auth/login', { body: { email: typedPassword, password: 'whatever-password' } });
+    expectProblem(result, 401, 'invalid_session');
+    const rows = await auditRows("action = 'login.failed' AND request_id = $1", [result.body.requestId]);
+    expect(rows).toEqual([expect.objectContaining({ outcome: 'failure', target: null, details: { email: null, emailMalformed: true } })]);
+    const anywhere = await t.db.query("SELECT 1 FROM audit_events WHERE details::text LIKE '%' || $1 || '%'", [typedPassword]);
+    expect(anywhere).toHaveLength(0);
+    // An account's address is kept even when it is not a dotted domain (the first admin's admin@localhost).
+    const local = `admin-${randomBytes(3).toString('hex')}@localhost`;
+    await t.services.users.createGlobalAdmin(local, 'local-admin-password-1');
+    const wrong = await t.request('POST', '/v1/auth/login', { body: { email: local, password: 'not-the-password-1' } });
+    const [kept] = await auditRows("action = 'login.failed' AND request_id = $1", [wrong.body.requestId]);
+    expect(kept!.details).toEqual({ email: local });
+  });
+
+  it('an address is stored and matched in one normal form: trimmed, lower-cased, NFC', async () => {
+    const decomposed = `Jose\u0301-${randomBytes(3).toString('hex')}@Example.COM`;
+    const user = await t.services.users.createGlobalAdmin(` ${decomposed} `, 'normal-form-password-1');
+    expect(user.email).toBe(decomposed.normalize('NFC').toLowerCase());
+    for (const typed of [decomposed, decomposed.normalize('NFC'), decomposed.toUpperCase(), `\t${decomposed.toLowerCase()} `]) {
+      const result = await t.request('POST', '/v1/auth/login', { body: { email: typed, password: 'normal-form-password-1' } });
+      expect(result.status, typed).toBe(200);
+      expect(result.body.user.id).toBe(user.id);
+    }
+  });
+
   it('a login body without a password gets 400 validation_error', async () => {
     const result = await t.request('POST', '/v1/auth/login', { body: { email: 'someone@example.com' } });
     expectProblem(result, 400, 'validation_error');
@@ -375,6 +402,30 @@ describe('CSRF', () => {
     });
     expectProblem(withoutCsrfCookie, 403, 'csrf_failed');
     expect(await organizationName(org)).toBe(before);
+  });
+
+  it('a csrf cookie and header pair the attacker chose gets 403 csrf_failed: the token is bound to the session', async () => {
+    const { org, session, path } = await ownerSession();
+    const before = await organizationName(org);
+    // An attacker who can plant cookies (a sibling subdomain, plain http) sets both to one value.
+    const planted = randomBytes(32).toString('base64url');
+    const forged = await t.request('PATCH', path, {
+      cookies: { session: session.cookies.session!, csrf: planted },
+      headers: { 'x-csrf-token': planted },
+      body: { name: 'Changed by a planted cookie' },
+    });
+    expectProblem(forged, 403, 'csrf_failed');
+    // Nor does another session's genuine token, with its own cookie.
+    const other = await ownerSession();
+    const borrowed = await t.request('PATCH', path, {
+      cookies: { session: session.cookies.session!, csrf: other.session.csrf },
+      headers: { 'x-csrf-token': other.session.csrf },
+      body: { name: 'Changed with a borrowed token' },
+    });
+    expectProblem(borrowed, 403, 'csrf_failed');
+    expect(await organizationName(org)).toBe(before);
+    // The token is the session's own, the same on every login response of it.
+    expect(session.csrf).toBe(t.services.sessions.csrf.tokenFor(JSON.parse(Buffer.from(session.token.split('.')[1]!, 'base64url').toString()).sid));
   });
 
   it('an unsafe request by cookie with the right X-CSRF-Token goes through', async () => {

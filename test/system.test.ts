@@ -76,12 +76,14 @@ describe('provisioning organizations', () => {
     expect(n).toBe(0);
   });
 
-  it('an owner email that is new creates the user as owner with an invitation to set a password', async () => {
+  it('an owner email gets an invitation (SPEC §7): a new person sets a password through its link and is the owner', async () => {
     const ownerEmail = email();
     const result = await t.request('POST', '/v1/system/organizations', { token: root.token, body: { name: 'Owned Org', owner: { email: ownerEmail } } });
     expectStatus(result, 201);
-    expect(result.body.owner).toMatchObject({ object: 'member', organizationId: result.body.id, email: ownerEmail, role: 'owner' });
-    const token = new URL(result.body.owner.invitationUrl).searchParams.get('token')!;
+    expect(result.body.owner).toMatchObject({ object: 'invitation', organizationId: result.body.id, email: ownerEmail, role: 'owner', status: 'pending' });
+    // No account and no membership until the invitation is accepted.
+    expect(await t.db.query('SELECT 1 FROM memberships WHERE organization_id = $1', [result.body.id])).toHaveLength(0);
+    const token = new URL(result.body.owner.url).searchParams.get('token')!;
     expectStatus(await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'owner-password-1' } }), 200);
 
     const session = await login(t, ownerEmail, 'owner-password-1');
@@ -90,13 +92,14 @@ describe('provisioning organizations', () => {
     expectStatus(await t.request('GET', `/v1/organizations/${result.body.id}/members`, { token: session.token }), 200);
   });
 
-  it('an owner email that exists makes that user owner, with no invitation', async () => {
+  it('an owner email that has an account gets the same invitation; the account signs in to accept it', async () => {
     const existing = await createUser(t);
     const result = await t.request('POST', '/v1/system/organizations', { token: root.token, body: { name: 'Existing Owner Org', owner: { email: existing.email } } });
     expectStatus(result, 201);
-    expect(result.body.owner).toMatchObject({ userId: existing.id, role: 'owner' });
-    expect(result.body.owner.invitationUrl).toBeUndefined();
+    expect(result.body.owner).toMatchObject({ object: 'invitation', email: existing.email, role: 'owner', status: 'pending' });
+    const token = new URL(result.body.owner.url).searchParams.get('token')!;
     const session = await login(t, existing.email, existing.password);
+    expectStatus(await t.request('POST', '/v1/auth/invitations/join', { token: session.token, body: { token } }), 200);
     const me = await t.request('GET', '/v1/auth/me', { token: session.token });
     expect(me.body.memberships).toEqual([expect.objectContaining({ organizationId: result.body.id, role: 'owner' })]);
   });

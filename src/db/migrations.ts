@@ -396,4 +396,148 @@ ALTER TABLE data_io_jobs ADD CONSTRAINT data_io_jobs_status_check
   CHECK (status IN ('uploading', 'queued', 'running', 'completed', 'failed'));
 `,
   },
+  {
+    id: 10,
+    name: 'accounts: normalised e-mail addresses, organization invitations, password resets',
+    sql: `
+-- Addresses are stored in the one normal form of src/users/email.ts (trimmed, lower-cased by
+-- Unicode's default mapping, NFC) and compared with "=", so PostgreSQL's own lower(), whose result
+-- depends on the database's LC_CTYPE, no longer takes part. ASCII addresses (all the API could
+-- store) are lower-cased here exactly as the application does (the "C" rule touches A-Z only);
+-- others get PostgreSQL's lower() under the database's locale, which agrees with Unicode's default
+-- mapping except for a few special cases (dotted capital I, final sigma).
+UPDATE users SET email = CASE
+  WHEN email ~ '^[ -~]*$' THEN lower(btrim(email, E' \t\n\r\f\x0B') COLLATE "C")
+  ELSE normalize(lower(normalize(btrim(email, E' \t\n\r\f\x0B'), NFC)), NFC)
+END;
+DROP INDEX users_email_key;
+CREATE UNIQUE INDEX users_email_key ON users (email);
+
+-- An invitation is to an organization, for an address, with a role; the membership is created
+-- only when it is accepted through its link (SPEC §7). Links issued before this migration set the
+-- password of a user the inviter had created, who is already a member: each unused one becomes an
+-- invitation to that user's first organization, so the link still lets its holder set the password.
+ALTER TABLE invitations ADD COLUMN organization_id text REFERENCES organizations(id);
+ALTER TABLE invitations ADD COLUMN email text;
+ALTER TABLE invitations ADD COLUMN role text CHECK (role IN ('owner', 'admin', 'developer', 'viewer'));
+ALTER TABLE invitations ADD COLUMN created_by jsonb NOT NULL DEFAULT '{"type": "system", "id": null}';
+ALTER TABLE invitations RENAME COLUMN used_at TO accepted_at;
+ALTER TABLE invitations ADD COLUMN accepted_by text REFERENCES users(id) ON DELETE SET NULL;
+ALTER TABLE invitations ADD COLUMN cancelled_at timestamptz;
+UPDATE invitations i SET organization_id = first.organization_id, email = u.email, role = first.role
+FROM users u CROSS JOIN LATERAL (
+  SELECT m.organization_id, m.role FROM memberships m WHERE m.user_id = u.id ORDER BY m.created_at LIMIT 1
+) first
+WHERE u.id = i.user_id AND i.accepted_at IS NULL AND u.password_hash IS NULL;
+DELETE FROM invitations WHERE organization_id IS NULL;
+ALTER TABLE invitations DROP COLUMN user_id;
+ALTER TABLE invitations ALTER COLUMN organization_id SET NOT NULL;
+ALTER TABLE invitations ALTER COLUMN email SET NOT NULL;
+ALTER TABLE invitations ALTER COLUMN role SET NOT NULL;
+ALTER TABLE invitations ALTER COLUMN created_by DROP DEFAULT;
+-- At most one open invitation per organization and address: a new one supersedes the old.
+CREATE UNIQUE INDEX invitations_open_key ON invitations (organization_id, email) WHERE accepted_at IS NULL AND cancelled_at IS NULL;
+CREATE INDEX invitations_org_idx ON invitations (organization_id, created_at, id) WHERE accepted_at IS NULL AND cancelled_at IS NULL;
+
+-- Password resets (SPEC §7): only a hash of each single-use token is stored.
+CREATE TABLE password_resets (
+  token_hash bytea PRIMARY KEY,
+  user_id text NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  expires_at timestamptz NOT NULL,
+  used_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX password_resets_user_idx ON password_resets (user_id);
+`,
+  },
+  {
+    id: 11,
+    name: 'card-testing brake, sealed idempotent responses, uploads per organization',
+    sql: `
+-- Every declined card attempt, kept for the brake's longest window (src/payments/checkouts/brake.ts):
+-- counted per checkout, invoice, client, source address (IPv4, IPv6 /64) and organization, each
+-- through an index of its own. Purged past that window, so the source addresses are not kept.
+CREATE TABLE card_failures (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  checkout_id text NOT NULL REFERENCES checkouts(id),
+  invoice_id text,
+  client_id text,
+  source text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX card_failures_checkout_idx ON card_failures (checkout_id, created_at);
+CREATE INDEX card_failures_invoice_idx ON card_failures (invoice_id, created_at) WHERE invoice_id IS NOT NULL;
+CREATE INDEX card_failures_client_idx ON card_failures (client_id, created_at) WHERE client_id IS NOT NULL;
+CREATE INDEX card_failures_source_idx ON card_failures (source, created_at) WHERE source IS NOT NULL;
+CREATE INDEX card_failures_org_idx ON card_failures (organization_id, created_at);
+CREATE INDEX card_failures_created_idx ON card_failures (created_at);
+
+-- A response that holds a secret (a portal magic link) is stored sealed (AES-256-GCM), never in
+-- response_body (src/payments/idempotency.ts).
+ALTER TABLE idempotency_keys ADD COLUMN response_sealed bytea;
+
+-- Uploads in progress, and jobs queued or running, per organization across nodes (their caps:
+-- src/payments/data-io/service.ts).
+CREATE INDEX data_io_jobs_uploading_idx ON data_io_jobs (organization_id, heartbeat_at) WHERE status = 'uploading';
+CREATE INDEX data_io_jobs_pending_idx ON data_io_jobs (organization_id) WHERE status IN ('queued', 'running');
+`,
+  },
+  {
+    id: 12,
+    name: 'audit checkpoints; audit tables closed to the runtime role',
+    sql: `
+-- Signed checkpoints of the audit chain's head (SPEC §15, src/audit/checkpoints.ts). n orders them;
+-- period_start is the scheduled period a checkpoint was taken for (null: taken on demand), unique so
+-- that however many nodes try, one checkpoint per period is recorded.
+CREATE TABLE audit_checkpoints (
+  n bigserial PRIMARY KEY,
+  id text NOT NULL UNIQUE,
+  seq bigint NOT NULL,
+  hash text NOT NULL,
+  at timestamptz NOT NULL,
+  signature text NOT NULL,
+  period_start timestamptz UNIQUE
+);
+
+CREATE FUNCTION paygate_append_only() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE OR DELETE ON audit_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION paygate_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+  FOR EACH STATEMENT EXECUTE FUNCTION paygate_append_only();
+
+-- The chain head always names the newest event (seq 0 and the zero hash for an empty chain). The
+-- runtime role may UPDATE the head (every append moves it) but can remove no event, so it cannot
+-- move the head back either: a reset of the head is a change of the table's owner, which only
+-- checkpoints reveal. The trigger runs after the append's INSERT in the same statement and sees it.
+CREATE FUNCTION audit_chain_head_follows_events() RETURNS trigger AS $$
+DECLARE
+  newest_seq bigint;
+  newest_hash text;
+BEGIN
+  SELECT seq, hash INTO newest_seq, newest_hash FROM audit_events ORDER BY seq DESC LIMIT 1;
+  IF NEW.id IS DISTINCT FROM OLD.id
+     OR NEW.seq IS DISTINCT FROM coalesce(newest_seq, 0)
+     OR NEW.hash IS DISTINCT FROM coalesce(newest_hash, repeat('0', 64)) THEN
+    RAISE EXCEPTION 'audit_chain_head must name the newest audit event';
+  END IF;
+  RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_chain_head_follows BEFORE UPDATE ON audit_chain_head
+  FOR EACH ROW EXECUTE FUNCTION audit_chain_head_follows_events();
+CREATE TRIGGER audit_chain_head_no_delete BEFORE DELETE ON audit_chain_head
+  FOR EACH ROW EXECUTE FUNCTION paygate_append_only();
+CREATE TRIGGER audit_chain_head_no_truncate BEFORE TRUNCATE ON audit_chain_head
+  FOR EACH STATEMENT EXECUTE FUNCTION paygate_append_only();
+
+-- Nobody but the owner holds anything on the audit tables unless granted: the runtime role's exact
+-- privileges are granted at migration time (src/db/roles.ts), to the role DATABASE_URL names.
+REVOKE ALL ON audit_events, audit_chain_head, audit_checkpoints FROM PUBLIC;
+`,
+  },
 ];

@@ -4,11 +4,29 @@ import type { Services } from '../services.js';
 import { ROLES, type Role } from '../scopes/catalog.js';
 import { ID_PARAM, PAGE_QUERY, authOf, organizationOf, organizationRoute, pageOf, route } from '../http/routes.js';
 import type { ProvisionInput } from './service.js';
+import { isId } from '../ids.js';
+import { MAX_PASSWORD_LENGTH } from '../users/passwords.js';
 
 const NAME = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const EMAIL = { type: 'string', format: 'email', maxLength: 254 } as const;
 const ROLE = { type: 'string', enum: [...ROLES] } as const;
 const USER_PARAM = { type: 'object', required: ['userId'], properties: { userId: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+/** The answer to POST .../members (SPEC §7): always an invitation, of the same shape. */
+const INVITATION = {
+  type: 'object',
+  required: ['id', 'object', 'organizationId', 'email', 'role', 'status', 'expiresAt', 'createdAt'],
+  properties: {
+    id: { type: 'string' },
+    object: { type: 'string', enum: ['invitation'] },
+    organizationId: { type: 'string' },
+    email: { type: 'string' },
+    role: ROLE,
+    status: { type: 'string', enum: ['pending', 'accepted'] },
+    expiresAt: { type: 'string', format: 'date-time' },
+    createdAt: { type: 'string', format: 'date-time' },
+    url: { type: 'string', description: 'Only when SMTP is not configured: the link for the inviter to hand over' },
+  },
+} as const;
 
 export function registerOrganizationRoutes(app: FastifyInstance, services: Services): void {
   const { organizations, members } = services;
@@ -27,20 +45,28 @@ export function registerOrganizationRoutes(app: FastifyInstance, services: Servi
 
   const memberTags = ['Members'];
   organizationRoute(app, {
-    method: 'GET', path: '/members', auth: { kind: 'organization_owner' }, summary: 'List members (owners and global admins)', tags: memberTags,
+    method: 'GET', path: '/members', auth: { kind: 'organization_owner' }, summary: 'List members and pending invitations (owners and global admins)', tags: memberTags,
     schema: { querystring: PAGE_QUERY },
     handler: async (request) => members.list(organizationOf(request), pageOf(request)),
   });
   organizationRoute(app, {
-    method: 'POST', path: '/members', auth: { kind: 'organization_owner' }, summary: 'Add a member; creates the user when the email is new', tags: memberTags,
+    method: 'POST', path: '/members', auth: { kind: 'organization_owner' }, summary: 'Invite a member: the membership exists once the invitation is accepted', tags: memberTags,
     schema: {
       body: {
         type: 'object', additionalProperties: false, required: ['email', 'role'],
-        properties: { email: EMAIL, role: ROLE, password: { type: 'string', minLength: 1, maxLength: 256 } },
+        properties: {
+          email: EMAIL,
+          role: ROLE,
+          password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH, description: 'Global admins only (operator provisioning): a new account gets this password and the membership at once' },
+        },
       },
+      response: { 201: INVITATION },
     },
-    handler: async (request, reply) =>
-      reply.code(201).send(await members.add(authOf(request).ctx, organizationOf(request), request.body as { email: string; role: Role; password?: string })),
+    handler: async (request, reply) => {
+      const { principal, ctx } = authOf(request);
+      const isGlobalAdmin = principal.type === 'user' && principal.session.isGlobalAdmin;
+      return reply.code(201).send(await members.invite(ctx, organizationOf(request), request.body as { email: string; role: Role; password?: string }, { isGlobalAdmin }));
+    },
   });
   organizationRoute(app, {
     method: 'PATCH', path: '/members/:userId', auth: { kind: 'organization_owner' }, summary: "Change a member's role", tags: memberTags,
@@ -48,10 +74,12 @@ export function registerOrganizationRoutes(app: FastifyInstance, services: Servi
     handler: async (request) => members.updateRole(authOf(request).ctx, organizationOf(request), userOf(request), (request.body as { role: Role }).role),
   });
   organizationRoute(app, {
-    method: 'DELETE', path: '/members/:userId', auth: { kind: 'organization_owner' }, summary: 'Remove a member', tags: memberTags,
+    method: 'DELETE', path: '/members/:userId', auth: { kind: 'organization_owner' }, summary: 'Remove a member, or cancel an invitation (by its id)', tags: memberTags,
     schema: { params: USER_PARAM },
     handler: async (request, reply) => {
-      await members.remove(authOf(request).ctx, organizationOf(request), userOf(request));
+      const id = userOf(request);
+      if (isId('invitation', id)) await members.cancel(authOf(request).ctx, organizationOf(request), id);
+      else await members.remove(authOf(request).ctx, organizationOf(request), id);
       return reply.code(204).send();
     },
   });

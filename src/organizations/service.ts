@@ -10,7 +10,7 @@ import { notFound, validationError } from '../errors.js';
 import { isId, newId } from '../ids.js';
 import { validateScopes } from '../scopes/check.js';
 import type { ApiKeyService, ApiKeyView } from '../keys/service.js';
-import type { MemberService, MemberView } from './members.js';
+import type { InvitationView, MemberService } from './members.js';
 import { LruCache } from '../cache/lru.js';
 
 export interface OrganizationView {
@@ -77,15 +77,17 @@ export class OrganizationService {
   async provision(
     ctx: RequestContext,
     input: ProvisionInput,
-  ): Promise<{ organization: OrganizationView; owner?: MemberView; initialApiKey?: ApiKeyView }> {
+  ): Promise<{ organization: OrganizationView; owner?: InvitationView; initialApiKey?: ApiKeyView }> {
     if (input.initialApiKey) {
       const errors = validateScopes('organization', input.initialApiKey.scopes, '/initialApiKey/scopes');
       if (errors.length > 0) throw validationError(errors);
     }
     const id = newId('organization');
-    // One transaction: an organization exists with its owner and its initial key, or not at all,
-    // so a failed provisioning leaves nothing to clean up and a retry makes no duplicate.
-    return this.deps.work.run(async (tx) => {
+    // One transaction: an organization exists with its owner's invitation and its initial key, or
+    // not at all, so a failed provisioning leaves nothing to clean up and a retry makes no duplicate.
+    // The owner is invited like any member (SPEC §7): the invitation is mailed once it has committed.
+    let afterCommit: () => void = () => undefined;
+    const provisioned = await this.deps.work.run(async (tx) => {
       const [row] = await tx.query<Row>('INSERT INTO organizations (id, name) VALUES ($1, $2) RETURNING *', [id, input.name]);
       tx.audit({
         action: 'organization.created',
@@ -96,9 +98,11 @@ export class OrganizationService {
         requestId: ctx.requestId,
         details: { name: input.name },
       });
-      const result: { organization: OrganizationView; owner?: MemberView; initialApiKey?: ApiKeyView } = { organization: toView(row!) };
+      const result: { organization: OrganizationView; owner?: InvitationView; initialApiKey?: ApiKeyView } = { organization: toView(row!) };
       if (input.owner) {
-        result.owner = await this.deps.members.add(ctx, id, { email: input.owner.email, role: 'owner' }, tx);
+        const invited = await this.deps.members.inviteWithin(tx, ctx, id, { email: input.owner.email, role: 'owner' });
+        result.owner = invited.view;
+        afterCommit = invited.afterCommit;
       }
       if (input.initialApiKey) {
         // Provisioning acts for the platform: the initial key may hold any organization scope.
@@ -111,6 +115,8 @@ export class OrganizationService {
       }
       return result;
     });
+    afterCommit();
+    return provisioned;
   }
 
   async list(page: { limit: number; startingAfter: string | null }) {

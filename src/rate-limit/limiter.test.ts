@@ -29,11 +29,22 @@ function contract(name: string, make: () => { a: RateLimiter; b: RateLimiter; cl
       const key = `k-${randomBytes(4).toString('hex')}`;
       await a.consume(key, 2, 60);
       await a.consume(key, 2, 60);
-      await a.release(key, 60);
+      await a.release(key);
       expect((await a.consume(key, 2, 60)).allowed).toBe(true);
       expect((await a.consume(key, 2, 60)).allowed).toBe(false);
-      await a.reset(key, 60);
+      await a.reset(key);
       expect((await a.consume(key, 2, 60)).allowed).toBe(true);
+      await close();
+    });
+
+    it('an open window keeps counting when a caller asks for another window length', async () => {
+      const { a, close } = make();
+      const key = `k-${randomBytes(4).toString('hex')}`;
+      for (let i = 0; i < 3; i++) await a.consume(key, 3, 86_400);
+      // A key whose window was edited (or a caller with another idea of the window) gets no fresh quota.
+      const changed = await a.consume(key, 3, 60);
+      expect(changed.allowed).toBe(false);
+      expect(changed.retryAfterSeconds).toBeGreaterThan(60);
       await close();
     });
 
@@ -50,8 +61,64 @@ function contract(name: string, make: () => { a: RateLimiter; b: RateLimiter; cl
 }
 
 contract('memory', () => {
-  const a = new MemoryRateLimiter();
+  const a = new MemoryRateLimiter({ whenFull: 'refuse' });
   return { a, b: a, close: () => a.close() };
+});
+
+describe('memory rate limiter when its table is full', () => {
+  function clock(start = 1_000_000_000_000) {
+    let now = start;
+    return { now: () => now, advance: (ms: number) => void (now += ms) };
+  }
+
+  it('never evicts a denying window before it ends, however many new keys arrive', async () => {
+    for (const whenFull of ['refuse', 'allow'] as const) {
+      const time = clock();
+      const limiter = new MemoryRateLimiter({ whenFull, maxEntries: 10, now: time.now });
+      for (let i = 0; i < 3; i++) await limiter.consume('locked', 3, 900);
+      expect((await limiter.consume('locked', 3, 900)).allowed).toBe(false);
+      // A flood of fresh keys: ten times the table.
+      for (let i = 0; i < 100; i++) await limiter.consume(`junk-${i}`, 5, 900);
+      expect(limiter.size).toBe(10);
+      expect((await limiter.consume('locked', 3, 900)).allowed, whenFull).toBe(false);
+    }
+  });
+
+  it("a full sign-in table refuses new keys (fail closed), with a Retry-After until the earliest window ends", async () => {
+    const time = clock(0);
+    const limiter = new MemoryRateLimiter({ whenFull: 'refuse', maxEntries: 2, now: time.now });
+    await limiter.consume('a', 5, 60);
+    await limiter.consume('b', 5, 900);
+    time.advance(10_000);
+    const refused = await limiter.consume('c', 5, 60);
+    expect(refused).toMatchObject({ allowed: false, remaining: 0 });
+    expect(refused.retryAfterSeconds).toBe(50);
+    expect(limiter.fullAnswers).toBe(1);
+    // Keys that hold a window are still counted as usual.
+    expect((await limiter.consume('a', 5, 60)).allowed).toBe(true);
+  });
+
+  it('a full key table lets new keys through untracked (fail open)', async () => {
+    const limiter = new MemoryRateLimiter({ whenFull: 'allow', maxEntries: 1 });
+    await limiter.consume('a', 1, 60);
+    expect((await limiter.consume('b', 1, 60)).allowed).toBe(true);
+    expect((await limiter.consume('b', 1, 60)).allowed).toBe(true);
+    expect(limiter.size).toBe(1);
+  });
+
+  it('ended windows are dropped first to make room for new ones', async () => {
+    const time = clock(0);
+    const limiter = new MemoryRateLimiter({ whenFull: 'refuse', maxEntries: 3, now: time.now });
+    await limiter.consume('short-1', 1, 60);
+    await limiter.consume('short-2', 1, 60);
+    await limiter.consume('long', 1, 3_600);
+    expect((await limiter.consume('new', 1, 60)).allowed).toBe(false);
+    time.advance(60_000);
+    expect((await limiter.consume('new', 1, 60)).allowed).toBe(true);
+    expect((await limiter.consume('newer', 1, 60)).allowed).toBe(true);
+    // The long window survived the sweep: it is still exhausted.
+    expect((await limiter.consume('long', 1, 3_600)).allowed).toBe(false);
+  });
 });
 
 const redisUrl = process.env.REDIS_URL;
@@ -84,6 +151,17 @@ if (redisUrl) {
 }
 
 describe('redis rate limiter when Redis is unreachable', () => {
+  it('decides on its fallback limiter when it has one (the sign-in throttle then counts per node)', async () => {
+    const fallback = new MemoryRateLimiter({ whenFull: 'refuse' });
+    const limiter = new RedisRateLimiter('redis://127.0.0.1:1', { onFailure: () => undefined }, 'x:', fallback);
+    const decisions = [];
+    for (let i = 0; i < 3; i++) decisions.push((await limiter.consume('k', 2, 60)).allowed);
+    expect(decisions).toEqual([true, true, false]);
+    await limiter.reset('k');
+    expect((await limiter.consume('k', 2, 60)).allowed).toBe(true);
+    await limiter.close();
+  });
+
   it('fails open, and counts and reports every failure', async () => {
     const failures: Error[] = [];
     // Port 1 on loopback: nothing listens, connections are refused at once.

@@ -1,11 +1,16 @@
 /**
- * Cluster-wide rate limits in Redis: one Lua script per decision, atomic, with the window aligned to
- * Redis's clock (TIME) so every node counts in the same window whatever its own clock says.
+ * Cluster-wide rate limits in Redis: one Lua script per decision, atomic, with windows timed by
+ * Redis's clock (TIME) so every node counts in the same window whatever its own clock says. Each key
+ * is one hash { end, count } that lives until its window ends (PEXPIREAT), so, as in the memory
+ * limiter, an open window is neither restarted by a caller asking for another window length nor
+ * dropped early. Configure Redis with a maxmemory policy that does not evict keys with a TTL ahead
+ * of time (noeviction or volatile-ttl), or a full Redis may drop live windows (docs/security.md).
  *
- * If Redis cannot be reached, limits fail OPEN (the request is allowed): rate limiting protects
- * capacity, not authentication, and an outage of an optional component must not take the gateway
- * down. Every such failure is counted (paygate_rate_limiter_failures_total) and logged, at most once
- * every 10 s.
+ * If Redis cannot be reached, a limiter with a `fallback` decides on it instead (the sign-in
+ * throttle falls back to the node's own memory limiter: per-node limits rather than none); one
+ * without fails OPEN (the request is allowed): per-key rate limits protect capacity, not
+ * authentication, and an outage of an optional component must not take the gateway down. Every
+ * failure is counted (paygate_rate_limiter_failures_total) and logged, at most once every 10 s.
  */
 import { Redis } from 'ioredis';
 import type { RateDecision, RateLimiter } from './limiter.js';
@@ -14,22 +19,24 @@ const CONSUME = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local windowMs = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local windowStart = now - (now % windowMs)
-local key = KEYS[1] .. ':' .. windowStart
-local count = redis.call('INCR', key)
-if count == 1 then redis.call('PEXPIRE', key, windowMs + 1000) end
-return {count, windowStart + windowMs - now}
+local ends = tonumber(redis.call('HGET', KEYS[1], 'end') or '0')
+if ends <= now then
+  ends = now + windowMs
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'end', ends)
+  redis.call('PEXPIREAT', KEYS[1], ends + 1000)
+end
+local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
+return {count, ends - now}
 `;
 
-const ADJUST = `
+const RELEASE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local windowMs = tonumber(ARGV[1])
-local key = KEYS[1] .. ':' .. (now - (now % windowMs))
-if ARGV[2] == 'reset' then return redis.call('DEL', key) end
-local count = tonumber(redis.call('GET', key) or '0')
-if count > 0 then return redis.call('DECR', key) end
+local ends = tonumber(redis.call('HGET', KEYS[1], 'end') or '0')
+if ends <= now then return 0 end
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+if count > 0 then return redis.call('HINCRBY', KEYS[1], 'count', -1) end
 return 0
 `;
 
@@ -49,6 +56,8 @@ export class RedisRateLimiter implements RateLimiter {
     url: string,
     private readonly events: RedisLimiterEvents,
     private readonly prefix = 'paygate:rl:',
+    /** Decides while Redis cannot be reached; without one, limits fail open. */
+    private readonly fallback: RateLimiter | null = null,
   ) {
     this.redis = new Redis(url, {
       // Fail fast: a request never queues behind a Redis that is down.
@@ -60,7 +69,7 @@ export class RedisRateLimiter implements RateLimiter {
     });
     this.redis.on('error', () => undefined); // reported per command instead
     this.redis.defineCommand('pgConsume', { numberOfKeys: 1, lua: CONSUME });
-    this.redis.defineCommand('pgAdjust', { numberOfKeys: 1, lua: ADJUST });
+    this.redis.defineCommand('pgRelease', { numberOfKeys: 1, lua: RELEASE });
     this.firstConnection = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2_000);
       timer.unref();
@@ -85,33 +94,35 @@ export class RedisRateLimiter implements RateLimiter {
   async consume(key: string, limit: number, windowSeconds: number): Promise<RateDecision> {
     await this.ready();
     try {
-      const [count, retryMs] = (await (this.redis as unknown as { pgConsume(k: string, w: number, l: number): Promise<[number, number]> }).pgConsume(
+      const [count, retryMs] = await (this.redis as unknown as { pgConsume(k: string, w: number): Promise<[number, number]> }).pgConsume(
         this.prefix + key,
         windowSeconds * 1000,
-        limit,
-      ));
+      );
       return { allowed: count <= limit, retryAfterSeconds: Math.max(1, Math.ceil(retryMs / 1000)), remaining: Math.max(0, limit - count) };
     } catch (error) {
       this.fail(error);
-      return { allowed: true, retryAfterSeconds: 1, remaining: limit };
+      return this.fallback ? this.fallback.consume(key, limit, windowSeconds) : { allowed: true, retryAfterSeconds: 1, remaining: limit };
     }
   }
 
-  private async adjust(key: string, windowSeconds: number, mode: 'release' | 'reset'): Promise<void> {
+  async release(key: string): Promise<void> {
     await this.ready();
     try {
-      await (this.redis as unknown as { pgAdjust(k: string, w: number, m: string): Promise<number> }).pgAdjust(this.prefix + key, windowSeconds * 1000, mode);
+      await (this.redis as unknown as { pgRelease(k: string): Promise<number> }).pgRelease(this.prefix + key);
     } catch (error) {
       this.fail(error);
+      await this.fallback?.release(key);
     }
   }
 
-  release(key: string, windowSeconds: number): Promise<void> {
-    return this.adjust(key, windowSeconds, 'release');
-  }
-
-  reset(key: string, windowSeconds: number): Promise<void> {
-    return this.adjust(key, windowSeconds, 'reset');
+  async reset(key: string): Promise<void> {
+    await this.ready();
+    try {
+      await this.redis.del(this.prefix + key);
+    } catch (error) {
+      this.fail(error);
+      await this.fallback?.reset(key);
+    }
   }
 
   /** Whether Redis answers now (for /v1/system/health). */
@@ -121,5 +132,6 @@ export class RedisRateLimiter implements RateLimiter {
 
   async close(): Promise<void> {
     this.redis.disconnect();
+    await this.fallback?.close();
   }
 }

@@ -1,6 +1,11 @@
-/** SQL for users and memberships. */
+/**
+ * SQL for users and memberships. Addresses are stored and compared in their normal form only
+ * (users/email.ts): every function here normalises what it is given, so no caller can store or
+ * look up a second spelling, and the unique index on users.email is on that one form.
+ */
 import type { Queryable } from '../db/database.js';
 import type { Role } from '../scopes/catalog.js';
+import { normalizeEmail } from './email.js';
 
 export interface UserRecord {
   id: string;
@@ -35,7 +40,7 @@ const userFromRow = (r: UserRow): UserRecord => ({
 });
 
 export async function findUserByEmail(db: Queryable, email: string): Promise<UserRecord | null> {
-  const rows = await db.query<UserRow>('SELECT * FROM users WHERE lower(email) = lower($1)', [email]);
+  const rows = await db.query<UserRow>('SELECT * FROM users WHERE email = $1', [normalizeEmail(email)]);
   return rows[0] ? userFromRow(rows[0]) : null;
 }
 
@@ -50,7 +55,7 @@ export async function insertUser(
 ): Promise<UserRecord> {
   const [row] = await tx.query<UserRow>(
     'INSERT INTO users (id, email, password_hash, is_global_admin) VALUES ($1, $2, $3, $4) RETURNING *',
-    [user.id, user.email, user.passwordHash, user.isGlobalAdmin],
+    [user.id, normalizeEmail(user.email), user.passwordHash, user.isGlobalAdmin],
   );
   return userFromRow(row!);
 }
@@ -62,7 +67,7 @@ export async function insertUserIfAbsent(
 ): Promise<UserRecord | null> {
   const [row] = await tx.query<UserRow>(
     'INSERT INTO users (id, email, password_hash, is_global_admin) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING *',
-    [user.id, user.email, user.passwordHash, user.isGlobalAdmin],
+    [user.id, normalizeEmail(user.email), user.passwordHash, user.isGlobalAdmin],
   );
   return row ? userFromRow(row) : null;
 }
@@ -101,4 +106,10 @@ export async function membershipsOfUser(db: Queryable, userId: string): Promise<
     [userId],
   );
   return rows.map(membershipFromRow);
+}
+
+/** Ends every open session of a user (a changed password ends them all); returns how many. */
+export async function endSessionsOfUser(tx: Queryable, userId: string): Promise<number> {
+  const rows = await tx.query('UPDATE sessions SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL RETURNING id', [userId]);
+  return rows.length;
 }

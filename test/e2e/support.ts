@@ -8,7 +8,7 @@
  */
 import { describe } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startPaygate, type TestApp } from '../harness.js';
+import { startPaygate, type StartOptions, type TestApp } from '../harness.js';
 import { ensureWebBuilt, findChromium, launchChromium } from './browser.js';
 
 export { selectOrganization, signIn } from './browser.js';
@@ -36,9 +36,9 @@ export interface PanelHarness {
 }
 
 /** Builds the panel if needed, starts Paygate and Chromium. */
-export async function startPanel(): Promise<PanelHarness> {
+export async function startPanel(options: StartOptions = {}): Promise<PanelHarness> {
   ensureWebBuilt();
-  const t = await startPaygate();
+  const t = await startPaygate(options);
   let browser: Browser;
   try {
     browser = await launchChromium(chromiumPath!);

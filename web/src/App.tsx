@@ -17,6 +17,7 @@ import { SystemOrganizationsPage } from './pages/SystemOrganizations';
 import { SystemSettingsPage } from './pages/SystemSettings';
 import { HealthPage } from './pages/Health';
 import { AcceptInvitationPage } from './pages/AcceptInvitation';
+import { ResetPasswordPage } from './pages/ResetPassword';
 
 type Phase = { kind: 'loading' } | { kind: 'signed-out'; notice: string | null } | { kind: 'signed-in'; me: Me; organizations: OrganizationOption[] };
 
@@ -64,8 +65,9 @@ export function App() {
     return () => setSessionLostHandler(null);
   }, [load]);
 
-  // Invitation links work whether or not someone is signed in on this browser.
+  // Invitation and reset links work whether or not someone is signed in on this browser.
   if (path === '/accept-invitation') return <AcceptInvitationPage />;
+  if (path === '/reset-password') return <ResetPasswordPage />;
   if (phase.kind === 'loading') {
     return (
       <div className="centered">

@@ -155,8 +155,33 @@ export interface Member {
   userId: string;
   email: string;
   role: Role;
+  status: 'active';
   createdAt: string;
-  invitationUrl?: string;
+}
+
+/** SPEC §7: adding a member makes an invitation ("pending" when made, "invited" in the list). */
+export interface Invitation {
+  id: string;
+  object: 'invitation';
+  organizationId: string;
+  email: string;
+  role: Role;
+  status: 'pending' | 'invited' | 'accepted';
+  expiresAt: string;
+  createdAt: string;
+  /** Only when Paygate sends no mail: the link to hand over. */
+  url?: string;
+}
+
+/** What an invitation link's page learns from POST /v1/auth/invitations/inspect. */
+export interface InvitationSummary {
+  object: 'invitation';
+  email: string;
+  role: Role;
+  organizationId: string;
+  organizationName: string;
+  expiresAt: string;
+  accountExists: boolean;
 }
 
 export interface Organization {
@@ -170,7 +195,7 @@ export interface Organization {
 }
 
 export interface ProvisionResult extends Organization {
-  owner?: Member;
+  owner?: Invitation;
   initialApiKey?: ApiKey;
 }
 

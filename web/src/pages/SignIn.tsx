@@ -2,6 +2,7 @@ import { useId, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { ErrorAlert } from '../components/Feedback';
 import { usePageTitle, useAction } from '../hooks';
+import { Link } from '../router';
 
 interface SignInProps {
   notice: string | null;
@@ -64,6 +65,9 @@ export function SignInPage({ notice, onSignedIn }: SignInProps) {
             {busy ? 'Signing in…' : 'Sign in'}
           </button>
         </form>
+        <p className="hint">
+          <Link to="/reset-password">Forgot password?</Link>
+        </p>
         <p className="hint">First start? The admin email and password were printed once in the server's console.</p>
       </main>
     </div>

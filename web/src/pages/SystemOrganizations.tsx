@@ -136,7 +136,7 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
       const body: Record<string, unknown> = { name: name.trim() };
       if (ownerEmail.trim()) body.owner = { email: ownerEmail.trim() };
       const result = await api.post<ProvisionResult>(BASE, body);
-      setInvitation(result.owner?.invitationUrl ?? null);
+      setInvitation(result.owner?.url ?? null);
       setName('');
       setOwnerEmail('');
       onProvisioned(result);
@@ -170,7 +170,7 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
         </div>
       </div>
       <p id={`${id}-owner-hint`} className="field-hint">
-        Optional. A new user gets an invitation link to set a password; an existing user simply becomes an owner.
+        Optional. The owner gets an invitation: a new person sets a password through its link, someone with an account signs in to accept. With e-mail set up, the link is mailed.
       </p>
       {invitation && (
         <div className="alert alert-success invitation">
