@@ -4,7 +4,8 @@
  * Starts `src/main.ts` on a fresh embedded PostgreSQL in a temporary directory (any DATABASE_URL or
  * REDIS_URL of the caller is ignored), seeds two organizations with keys and members over the HTTP
  * API, drives the system's Chromium through the panel and writes docs/screenshots/*.png. The secret
- * on the "Your new API key" picture is real, but belongs to an instance that is deleted at the end.
+ * on the "Your new API key" picture, and the invitation link on the members picture, are real, but
+ * belong to an instance that is deleted at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -100,12 +101,12 @@ async function seed(baseUrl: string): Promise<void> {
   await api('POST', members, { email: 'finance@acme.test', role: 'viewer', password: 'viewer-password-123456' });
 }
 
-async function shoot(page: Page, name: string): Promise<void> {
+async function shoot(page: Page, name: string, options: { fullPage?: boolean } = {}): Promise<void> {
   // Let transitions and late data settle so the picture is stable.
   await page.waitForLoadState('networkidle');
   await page.waitForTimeout(300);
   const file = path.join(OUT_DIR, `${name}.png`);
-  await page.screenshot({ path: file });
+  await page.screenshot({ path: file, fullPage: options.fullPage ?? false });
   console.log(`wrote ${path.relative(ROOT, file)}`);
 }
 
@@ -158,6 +159,14 @@ async function main(): Promise<void> {
     await desktop.getByRole('row').filter({ hasText: 'Website billing bridge' }).waitFor();
     await shoot(desktop, 'api-keys');
 
+    await desktop.getByRole('button', { name: 'Edit Recurring scheduler', exact: true }).click();
+    const edit = desktop.getByRole('dialog', { name: 'Edit API key', exact: true });
+    await edit.waitFor();
+    await edit.getByLabel('Description', { exact: true }).fill('Issues the monthly invoices');
+    await shoot(desktop, 'edit-key');
+    await edit.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await edit.waitFor({ state: 'detached' });
+
     await desktop.getByRole('button', { name: 'Create key', exact: true }).click();
     const create = desktop.getByRole('dialog', { name: 'Create API key', exact: true });
     await create.waitFor();
@@ -173,6 +182,15 @@ async function main(): Promise<void> {
     await secret.getByRole('button', { name: 'Done', exact: true }).click();
     await secret.waitFor({ state: 'detached' });
 
+    // An invitation made in the panel (no SMTP here): its link is shown whole, with Copy.
+    await nav.getByRole('link', { name: 'Members', exact: true }).click();
+    await desktop.getByRole('heading', { name: 'Members', exact: true, level: 1 }).waitFor();
+    await desktop.getByLabel('Email', { exact: true }).fill('designer@acme.test');
+    await desktop.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await desktop.getByRole('button', { name: 'Invite', exact: true }).click();
+    await desktop.getByRole('table', { name: 'Pending invitations', exact: true }).getByRole('row').filter({ hasText: 'designer@acme.test' }).waitFor();
+    await shoot(desktop, 'members', { fullPage: true });
+
     await nav.getByRole('link', { name: 'Audit log', exact: true }).click();
     await desktop.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
     await desktop.getByRole('row').filter({ hasText: 'api_key.created' }).first().waitFor();
@@ -182,6 +200,7 @@ async function main(): Promise<void> {
     await nav.getByRole('link', { name: 'System settings', exact: true }).click();
     await desktop.getByRole('heading', { name: 'System settings', exact: true }).waitFor();
     await desktop.getByLabel('Portal magic link TTL (minutes)', { exact: true }).waitFor();
+    await desktop.getByText(/^Never changed/).waitFor();
     await shoot(desktop, 'system-settings');
 
     const phone = await browser.newPage({ viewport: PHONE, isMobile: true, hasTouch: true });

@@ -58,7 +58,7 @@ describeInBrowser('accounts in the admin panel', () => {
     expect(await page.getByLabel('Password', { exact: true }).count()).toBe(0);
     await page.getByRole('button', { name: 'Invite', exact: true }).click();
     await page.getByRole('status').filter({ hasText: `Invitation e-mailed to ${email}` }).waitFor();
-    await page.getByRole('row').filter({ hasText: email }).filter({ hasText: 'invited' }).waitFor();
+    await page.getByRole('table', { name: 'Pending invitations', exact: true }).getByRole('row').filter({ hasText: email }).waitFor();
   }
 
   it('an owner invites a new person, who opens the mailed link, chooses a password and is a signed-in member', async () => {
@@ -111,7 +111,8 @@ describeInBrowser('accounts in the admin panel', () => {
     await invite(page, email, 'viewer');
     const link = linkIn(await mail.next(email), '/admin/accept-invitation');
     await page.getByRole('button', { name: `Cancel invitation for ${email}`, exact: true }).click();
-    await page.getByRole('status').filter({ hasText: 'Invitation cancelled.' }).waitFor();
+    await page.getByRole('dialog', { name: 'Cancel invitation', exact: true }).getByRole('button', { name: 'Cancel invitation', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: `Invitation for ${email} cancelled.` }).waitFor();
     await page.getByRole('row').filter({ hasText: email }).waitFor({ state: 'detached' });
 
     const invitee = await open();

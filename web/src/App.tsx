@@ -7,7 +7,8 @@ import { api, request, setSessionLostHandler, type ListPage, type Me, type Organ
 import { Link, navigate, usePath } from './router';
 import { SessionContext, useSession, type OrganizationOption, type SessionState } from './session';
 import { permissionsFor } from './scopes';
-import { Loading } from './components/Feedback';
+import { ErrorAlert, Loading } from './components/Feedback';
+import { usePageTitle } from './hooks';
 import { SignInPage } from './pages/SignIn';
 import { KeysPage } from './pages/Keys';
 import { MembersPage } from './pages/Members';
@@ -36,7 +37,20 @@ async function loadAllOrganizations(): Promise<Organization[]> {
 }
 
 async function loadSession(): Promise<{ me: Me; organizations: OrganizationOption[] }> {
-  const me = await request<Me>('GET', '/v1/auth/me', { quiet401: true });
+  let me = await request<Me>('GET', '/v1/auth/me', { quiet401: true });
+  // A member of exactly one organization has nothing to choose: select it (login itself selects
+  // none, SPEC §7), before the shell first renders, so no page shows "Choose an organization".
+  const only = me.memberships.length === 1 ? me.memberships[0] : undefined;
+  if (only && !me.selectedOrganization) {
+    try {
+      const result = await api.put<{ selectedOrganization: Me['selectedOrganization'] }>('/v1/auth/selected-organization', {
+        organizationId: only.organizationId,
+      });
+      me = { ...me, selectedOrganization: result.selectedOrganization };
+    } catch {
+      // Left unselected, the person can still choose it in the top bar (where an error shows).
+    }
+  }
   const options = new Map<string, OrganizationOption>();
   for (const m of me.memberships) options.set(m.organizationId, { id: m.organizationId, name: m.organizationName, role: m.role });
   if (me.user.isGlobalAdmin) {
@@ -279,8 +293,58 @@ function Shell() {
 /** Organization pages need a selected organization; they remount when it changes, reloading their data. */
 function OrganizationPage({ render }: { render: (organizationId: string) => ReactNode }) {
   const { selectedOrganization } = useSession();
-  if (!selectedOrganization) return <p className="choose-organization">Choose an organization</p>;
+  if (!selectedOrganization) return <ChooseOrganization />;
   return <div key={selectedOrganization.id}>{render(selectedOrganization.id)}</div>;
+}
+
+/** What an organization page shows before one is chosen: the choices, or why there are none. */
+function ChooseOrganization() {
+  const session = useSession();
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  usePageTitle('Choose an organization');
+  const choose = async (organizationId: string) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await session.selectOrganization(organizationId);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (session.organizations.length === 0) {
+    return (
+      <>
+        <h1 tabIndex={-1}>No organization yet</h1>
+        {session.me.user.isGlobalAdmin ? (
+          <p>
+            No organization exists yet. <Link to="/system/organizations">Provision one</Link> to manage its keys and members.
+          </p>
+        ) : (
+          <p>You are not a member of any organization. Ask an owner of one to invite you.</p>
+        )}
+      </>
+    );
+  }
+  return (
+    <>
+      <h1 tabIndex={-1}>Choose an organization</h1>
+      <p>Pick the organization to work in; you can switch at any time in the top bar.</p>
+      <ErrorAlert error={error} />
+      <ul className="organization-choices">
+        {session.organizations.map((o) => (
+          <li key={o.id}>
+            <button type="button" className="button button-secondary" disabled={busy} onClick={() => void choose(o.id)}>
+              {o.name}
+              {o.role && <span className="muted"> · {o.role}</span>}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
 }
 
 function SystemPage({ children }: { children: ReactNode }) {

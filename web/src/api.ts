@@ -134,7 +134,7 @@ export interface ApiKey {
   name: string;
   description: string | null;
   scopes: string[];
-  status: 'active' | 'revoked' | 'expired';
+  status: 'active' | 'revoked' | 'expired' | 'quarantined';
   createdAt: string;
   createdBy: { type: string; id: string | null };
   updatedAt: string;

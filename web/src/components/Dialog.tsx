@@ -35,7 +35,7 @@ export function Dialog({ title, onClose, children, wide, describedBy, returnFocu
     const opener = returnFocus ?? active;
     open.current = true;
     if (!dialog.open) dialog.showModal();
-    const target = dialog.querySelector<HTMLElement>('[data-autofocus]') ?? dialog.querySelector<HTMLElement>(FOCUSABLE);
+    const target = dialog.querySelector<HTMLElement>('[data-autofocus]:not(:disabled)') ?? dialog.querySelector<HTMLElement>(FOCUSABLE);
     target?.focus();
     return () => {
       open.current = false;

@@ -2,8 +2,25 @@
 import { useEffect, useRef, type ReactNode } from 'react';
 import { ApiError } from '../api';
 
-/** An API error in words: its detail (or title), then each field error with its path. */
-export function ErrorAlert({ error }: { error: unknown }) {
+/**
+ * Names for the fields of a form, by the first segment of the JSON pointer the API puts in a field
+ * error (`/allowedIps/1` -> "Allowed IPs"), so its errors read in the form's own words.
+ */
+export type FieldLabels = Record<string, string>;
+
+function fieldName(path: string, labels: FieldLabels | undefined): { text: string; words: boolean } {
+  // Errors the panel makes itself already name the field in words.
+  if (!path.startsWith('/')) return { text: path, words: true };
+  const [first, second] = path.split('/').filter(Boolean);
+  const label = first !== undefined ? labels?.[first] : undefined;
+  if (!label) return { text: path, words: false };
+  if (second === undefined) return { text: label, words: true };
+  if (/^\d+$/.test(second)) return { text: `${label}, entry ${Number(second) + 1}`, words: true };
+  return { text: labels?.[`${first}/${second}`] ?? `${label} (${second})`, words: true };
+}
+
+/** An API error in words: its detail (or title), then each field error with the field it concerns. */
+export function ErrorAlert({ error, labels }: { error: unknown; labels?: FieldLabels }) {
   const ref = useRef<HTMLDivElement>(null);
   // A long form (the key dialog) may have scrolled the message out of sight: bring it into view.
   useEffect(() => {
@@ -11,24 +28,27 @@ export function ErrorAlert({ error }: { error: unknown }) {
   }, [error]);
   if (!error) return null;
   const api = error instanceof ApiError ? error : null;
-  // A validation detail is the field errors joined; the list below says it better, so lead with the title.
-  const derived = api !== null && api.errors.length > 0 && api.detail === api.errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+  // A validation detail is the field errors joined (ours with ": ", the schema's with " "); the list
+  // below says it better, so lead with the title.
+  const derived =
+    api !== null &&
+    api.errors.length > 0 &&
+    (api.detail === api.errors.map((e) => `${e.path}: ${e.message}`).join('; ') || api.detail === api.errors.map((e) => `${e.path} ${e.message}`).join('; '));
   const message = api ? (derived ? api.title : (api.detail ?? api.title)) : error instanceof Error ? error.message : String(error);
   return (
     <div role="alert" className="alert alert-error" ref={ref}>
       <p className="alert-title">{message}</p>
       {api && api.errors.length > 0 && (
         <ul className="alert-list">
-          {api.errors.map((e, i) => (
-            <li key={i}>
-              {e.path ? (
-                <>
-                  <code>{e.path}</code>:{' '}
-                </>
-              ) : null}
-              {e.message}
-            </li>
-          ))}
+          {api.errors.map((e, i) => {
+            const field = e.path && e.path !== '/' ? fieldName(e.path, labels) : null;
+            return (
+              <li key={i}>
+                {field ? <>{field.words ? <strong>{field.text}</strong> : <code>{field.text}</code>}: </> : null}
+                {e.message}
+              </li>
+            );
+          })}
         </ul>
       )}
     </div>
@@ -62,7 +82,7 @@ export function Badge({ status }: { status: string }) {
       ? 'good'
       : status === 'revoked' || status === 'deleted' || status === 'failure' || status === 'degraded'
         ? 'bad'
-        : status === 'expired' || status === 'denied'
+        : status === 'expired' || status === 'denied' || status === 'quarantined'
           ? 'warn'
           : 'neutral';
   return <span className={`badge badge-${tone}`}>{status}</span>;

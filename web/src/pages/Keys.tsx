@@ -1,14 +1,27 @@
 /**
  * API keys of an organization (/admin/keys) and system keys (/admin/system/keys): list, create with
- * presets and the scope picker, the secret shown once, rotate with a grace period, revoke, delete.
+ * presets and the scope picker, edit, the secret shown once, rotate with a grace period, revoke,
+ * delete.
  */
 import { useCallback, useId, useRef, useState, type FormEvent, type MouseEvent } from 'react';
-import { api, ApiError, orgPath, type ApiKey, type ListPage, type Tier } from '../api';
+import { api, orgPath, type ApiKey, type ListPage, type Tier } from '../api';
+import { CopyButton } from '../components/Copy';
 import { Dialog } from '../components/Dialog';
-import { Badge, Empty, ErrorAlert, Loading, LoadMore } from '../components/Feedback';
-import { formatDate, formatDateLong, localInputToIso } from '../format';
+import { Badge, Empty, ErrorAlert, Loading, LoadMore, StatusMessage } from '../components/Feedback';
+import {
+  EMPTY_KEY_FORM,
+  KEY_FIELD_LABELS,
+  KeyFields,
+  keyChanges,
+  keyFormOf,
+  readKeyForm,
+  ungrantable,
+  useGrants,
+  type Grants,
+  type KeyFormState,
+} from '../components/KeyForm';
+import { formatDate, formatDateLong } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
-import { ACTIONS, PRESETS, RESOURCES } from '../scopes';
 import { useSession } from '../session';
 
 interface KeysPageProps {
@@ -19,6 +32,7 @@ interface KeysPageProps {
 type Modal =
   | { kind: 'none' }
   | { kind: 'create' }
+  | { kind: 'edit'; key: ApiKey }
   | { kind: 'secret'; key: ApiKey; rotation: { graceMinutes: number } | null }
   | { kind: 'rotate'; key: ApiKey }
   | { kind: 'revoke'; key: ApiKey }
@@ -36,6 +50,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
     tier === 'system' ? me.user.isGlobalAdmin : permissions.can(`api_key:${action}`);
 
   const [modal, setModal] = useState<Modal>({ kind: 'none' });
+  const [status, setStatus] = useState<string | null>(null);
   const opener = useRef<HTMLElement | null>(null);
   const more = useAction();
 
@@ -54,6 +69,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
 
   const open = (next: Modal) => (event: MouseEvent<HTMLElement>) => {
     opener.current = event.currentTarget;
+    setStatus(null);
     setModal(next);
   };
   const close = useCallback(() => setModal({ kind: 'none' }), []);
@@ -93,6 +109,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
         )}
       </div>
 
+      <StatusMessage message={status} />
       {list.loading && !list.data && <Loading />}
       <ErrorAlert error={list.error} />
 
@@ -158,6 +175,11 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
                       <td>{formatDate(key.expiresAt, 'Never')}</td>
                       <td className="row-actions">
                         <div className="row-buttons">
+                          {key.status !== 'revoked' && can('update') && (
+                            <button type="button" className="button button-small" aria-label={`Edit ${key.name}`} onClick={open({ kind: 'edit', key })}>
+                              Edit
+                            </button>
+                          )}
                           {key.status === 'active' && can('update') && (
                             <button type="button" className="button button-small" aria-label={`Rotate ${key.name}`} onClick={open({ kind: 'rotate', key })}>
                               Rotate
@@ -201,9 +223,23 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
           }}
         />
       )}
+      {modal.kind === 'edit' && (
+        <EditKeyDialog
+          tier={tier}
+          base={base}
+          apiKey={modal.key}
+          onClose={close}
+          onSaved={(key) => {
+            if (key) replaceKey(key);
+            setStatus(key ? `Saved ${key.name}.` : 'Nothing changed.');
+            close();
+          }}
+        />
+      )}
       {modal.kind === 'secret' && <SecretDialog apiKey={modal.key} rotation={modal.rotation} onClose={close} returnFocus={opener.current} />}
       {modal.kind === 'rotate' && (
         <RotateDialog
+          tier={tier}
           apiKey={modal.key}
           base={base}
           onClose={close}
@@ -256,44 +292,23 @@ interface CreateKeyDialogProps {
 }
 
 function CreateKeyDialog({ tier, base, onClose, onCreated }: CreateKeyDialogProps) {
-  const id = useId();
-  const [name, setName] = useState('');
-  const [description, setDescription] = useState('');
-  const [expiresAt, setExpiresAt] = useState('');
-  const [allowedIps, setAllowedIps] = useState('');
-  const [rateRequests, setRateRequests] = useState('');
-  const [rateWindow, setRateWindow] = useState('');
-  const [scopes, setScopes] = useState<Set<string>>(new Set());
+  const [form, setForm] = useState<KeyFormState>(EMPTY_KEY_FORM);
+  const g = useGrants(tier);
   const { busy, error, setError, run } = useAction();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setError(null);
-    const problems: { path: string; message: string }[] = [];
-    if (!name.trim()) problems.push({ path: 'Name', message: 'is required' });
-    const expiresIso = localInputToIso(expiresAt);
-    if (expiresAt && !expiresIso) problems.push({ path: 'Expires at', message: 'is not a valid date and time' });
-    let rateLimit: { requests: number; windowSeconds: number } | undefined;
-    if (rateRequests || rateWindow) {
-      const requests = Number(rateRequests);
-      const windowSeconds = Number(rateWindow);
-      if (!Number.isInteger(requests) || requests < 1 || !Number.isInteger(windowSeconds) || windowSeconds < 1) {
-        problems.push({ path: 'Rate limit', message: 'needs both a number of requests and a window in seconds (whole numbers, at least 1)' });
-      } else rateLimit = { requests, windowSeconds };
-    }
-    if (problems.length > 0) {
-      setError(new ApiError(0, { title: 'Check the form', detail: 'Some fields need attention.', errors: problems }));
+    const { values, problem } = readKeyForm(form);
+    if (!values) {
+      setError(problem);
       return;
     }
-    const ips = allowedIps
-      .split(/[\n,]/)
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const body: Record<string, unknown> = { name: name.trim(), scopes: [...scopes] };
-    if (description.trim()) body.description = description.trim();
-    if (expiresIso) body.expiresAt = expiresIso;
-    if (ips.length > 0) body.allowedIps = ips;
-    if (rateLimit) body.rateLimit = rateLimit;
+    const body: Record<string, unknown> = { name: values.name, scopes: values.scopes };
+    if (values.description) body.description = values.description;
+    if (values.expiresAt) body.expiresAt = values.expiresAt;
+    if (values.allowedIps.length > 0) body.allowedIps = values.allowedIps;
+    if (values.rateLimit) body.rateLimit = values.rateLimit;
     await run(async () => {
       const key = await api.post<ApiKey>(base, body);
       onCreated(key);
@@ -303,74 +318,8 @@ function CreateKeyDialog({ tier, base, onClose, onCreated }: CreateKeyDialogProp
   return (
     <Dialog title="Create API key" onClose={onClose} wide>
       <form onSubmit={submit} noValidate>
-        <ErrorAlert error={error} />
-        <div className="form-grid">
-          <div className="field">
-            <label htmlFor={`${id}-name`}>Name</label>
-            <input id={`${id}-name`} data-autofocus value={name} maxLength={100} required onChange={(e) => setName(e.target.value)} />
-          </div>
-          <div className="field">
-            <label htmlFor={`${id}-expires`}>Expires at</label>
-            <input id={`${id}-expires`} type="datetime-local" value={expiresAt} onChange={(e) => setExpiresAt(e.target.value)} aria-describedby={`${id}-expires-hint`} />
-            <p id={`${id}-expires-hint`} className="field-hint">
-              Your local time. Empty: never (unless the system caps key lifetime).
-            </p>
-          </div>
-          <div className="field field-span">
-            <label htmlFor={`${id}-description`}>Description</label>
-            <textarea id={`${id}-description`} rows={2} maxLength={500} value={description} onChange={(e) => setDescription(e.target.value)} />
-          </div>
-          <div className="field">
-            <label htmlFor={`${id}-ips`}>Allowed IPs</label>
-            <textarea
-              id={`${id}-ips`}
-              rows={3}
-              value={allowedIps}
-              onChange={(e) => setAllowedIps(e.target.value)}
-              aria-describedby={`${id}-ips-hint`}
-              spellCheck={false}
-            />
-            <p id={`${id}-ips-hint`} className="field-hint">
-              One address or CIDR range per line, e.g. 203.0.113.0/24. Empty: any address.
-            </p>
-          </div>
-          <div className="field">
-            <fieldset className="inline-fieldset">
-              <legend>Rate limit</legend>
-              <div className="field">
-                <label htmlFor={`${id}-rate-requests`}>Rate limit requests</label>
-                <input id={`${id}-rate-requests`} type="number" min={1} inputMode="numeric" value={rateRequests} onChange={(e) => setRateRequests(e.target.value)} />
-              </div>
-              <div className="field">
-                <label htmlFor={`${id}-rate-window`}>Rate limit window (seconds)</label>
-                <input id={`${id}-rate-window`} type="number" min={1} inputMode="numeric" value={rateWindow} onChange={(e) => setRateWindow(e.target.value)} />
-              </div>
-              <p className="field-hint">Empty: no per-key limit.</p>
-            </fieldset>
-          </div>
-        </div>
-
-        {tier === 'organization' && (
-          <div role="group" aria-labelledby={`${id}-presets`} className="presets">
-            <h3 id={`${id}-presets`}>Presets</h3>
-            <div className="preset-buttons">
-              {PRESETS.map((preset) => (
-                <button
-                  key={preset.name}
-                  type="button"
-                  className="button button-small button-secondary"
-                  onClick={() => setScopes(new Set(preset.scopes))}
-                  title={preset.scopes.join(', ')}
-                >
-                  {preset.name}
-                </button>
-              ))}
-            </div>
-          </div>
-        )}
-
-        <ScopePicker tier={tier} selected={scopes} onChange={setScopes} />
-
+        <ErrorAlert error={error} labels={KEY_FIELD_LABELS} />
+        <KeyFields tier={tier} form={form} onChange={setForm} grants={g} />
         <div className="dialog-actions">
           <button type="button" className="button button-secondary" onClick={onClose}>
             Cancel
@@ -384,45 +333,76 @@ function CreateKeyDialog({ tier, base, onClose, onCreated }: CreateKeyDialogProp
   );
 }
 
-function ScopePicker({ tier, selected, onChange }: { tier: Tier; selected: Set<string>; onChange: (next: Set<string>) => void }) {
+// ---- Edit ----
+
+/** Why the signed-in person cannot change (or rotate) this key, or null: doing so is as strong as holding it (SPEC §3). */
+function lockReason(g: Grants, key: ApiKey): string | null {
+  const missing = ungrantable(g, key.scopes);
+  if (missing.length === 0) return null;
+  return `This key holds scopes you cannot grant (${missing.join(', ')}), and changing or rotating a key is as strong as holding it. An owner or admin can.`;
+}
+
+interface EditKeyDialogProps {
+  tier: Tier;
+  base: string;
+  apiKey: ApiKey;
+  onClose: () => void;
+  onSaved: (key: ApiKey | null) => void;
+}
+
+function EditKeyDialog({ tier, base, apiKey, onClose, onSaved }: EditKeyDialogProps) {
   const id = useId();
-  const toggle = (scope: string, on: boolean) => {
-    const next = new Set(selected);
-    if (on) next.add(scope);
-    else next.delete(scope);
-    onChange(next);
+  const [form, setForm] = useState<KeyFormState>(() => keyFormOf(apiKey));
+  const g = useGrants(tier);
+  const locked = lockReason(g, apiKey);
+  const { busy, error, setError, run } = useAction();
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (locked) return;
+    setError(null);
+    const { values, problem } = readKeyForm(form);
+    if (!values) {
+      setError(problem);
+      return;
+    }
+    const changes = keyChanges(apiKey, form, values);
+    if (Object.keys(changes).length === 0) {
+      onSaved(null);
+      return;
+    }
+    await run(async () => {
+      onSaved(await api.patch<ApiKey>(`${base}/${encodeURIComponent(apiKey.id)}`, changes));
+    });
   };
+
   return (
-    <section className="scope-picker" aria-labelledby={`${id}-title`}>
-      <div className="scope-picker-header">
-        <h3 id={`${id}-title`}>Scopes</h3>
-        <p className="field-hint">
-          {selected.size === 0 ? 'No scopes selected.' : `${selected.size} selected.`} <code>resource:*</code> grants every action of the resource.
-        </p>
-        {selected.size > 0 && (
-          <button type="button" className="button button-small button-ghost" onClick={() => onChange(new Set())}>
-            Clear scopes
-          </button>
+    <Dialog title="Edit API key" onClose={onClose} wide describedBy={locked ? `${id}-locked` : undefined}>
+      <form onSubmit={submit} noValidate>
+        {locked && (
+          // Focused on open, so the reason is what is read and seen first (not a disabled form).
+          <div id={`${id}-locked`} className="alert alert-warning" tabIndex={-1} data-autofocus>
+            <p>{locked}</p>
+          </div>
         )}
-      </div>
-      <div className="scope-grid">
-        {RESOURCES[tier].map((resource) => (
-          <fieldset key={resource} className="scope-group">
-            <legend>{resource}</legend>
-            {ACTIONS.map((action) => {
-              const scope = `${resource}:${action}`;
-              const inputId = `${id}-${resource}-${action === '*' ? 'all' : action}`;
-              return (
-                <div key={action} className="check">
-                  <input id={inputId} type="checkbox" checked={selected.has(scope)} onChange={(e) => toggle(scope, e.target.checked)} />
-                  <label htmlFor={inputId}>{scope}</label>
-                </div>
-              );
-            })}
-          </fieldset>
-        ))}
-      </div>
-    </section>
+        <ErrorAlert error={error} labels={KEY_FIELD_LABELS} />
+        <p className="muted small">
+          <code>{apiKey.id}</code> · the secret stays the same; changes apply on every node as soon as they are saved.
+        </p>
+        <fieldset disabled={locked !== null} className="plain-fieldset">
+          <legend className="visually-hidden">Key settings</legend>
+          <KeyFields tier={tier} form={form} onChange={setForm} grants={g} expiryLocked={apiKey.status === 'expired'} />
+        </fieldset>
+        <div className="dialog-actions">
+          <button type="button" className="button button-secondary" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="button button-primary" disabled={busy || locked !== null}>
+            Save changes
+          </button>
+        </div>
+      </form>
+    </Dialog>
   );
 }
 
@@ -447,21 +427,8 @@ function SecretDialog({
   returnFocus: HTMLElement | null;
 }) {
   const id = useId();
-  const input = useRef<HTMLInputElement>(null);
-  const [copied, setCopied] = useState<string | null>(null);
+  const field = useRef<HTMLTextAreaElement>(null);
   const secret = apiKey.secret ?? '';
-
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      setCopied('Copied to the clipboard.');
-    } catch {
-      // Clipboard API unavailable (permissions, insecure context): select the text so Ctrl+C works.
-      input.current?.select();
-      const ok = document.execCommand?.('copy') ?? false;
-      setCopied(ok ? 'Copied to the clipboard.' : 'Select the secret and copy it with your keyboard.');
-    }
-  };
 
   let previous: string | null = null;
   if (rotation) {
@@ -479,26 +446,23 @@ function SecretDialog({
       </p>
       <div className="field">
         <label htmlFor={`${id}-secret`}>Secret</label>
-        <div className="input-with-button">
-          <input
+        {/* The whole token, wrapped, never scrolled: its sk_ start tells what it is, its end matches the hint. */}
+        <div className="secret-row">
+          <textarea
             id={`${id}-secret`}
-            ref={input}
+            ref={field}
             readOnly
             value={secret}
-            className="mono"
+            className="mono secret-value"
+            rows={2}
             data-autofocus
             spellCheck={false}
             autoComplete="off"
             onFocus={(e) => e.currentTarget.select()}
           />
-          <button type="button" className="button button-secondary" onClick={() => void copy()}>
-            Copy
-          </button>
+          <CopyButton text={secret} select={field} />
         </div>
       </div>
-      <p role="status" className="copy-status">
-        {copied ?? ''}
-      </p>
       <div id={`${id}-warning`} className="alert alert-warning">
         <p>Copy it now and store it somewhere safe: it will not be shown again. Paygate keeps only a hash of it.</p>
         {previous && <p>{previous}</p>}
@@ -515,11 +479,13 @@ function SecretDialog({
 // ---- Rotate ----
 
 function RotateDialog({
+  tier,
   apiKey,
   base,
   onClose,
   onRotated,
 }: {
+  tier: Tier;
   apiKey: ApiKey;
   base: string;
   onClose: () => void;
@@ -528,9 +494,11 @@ function RotateDialog({
   const id = useId();
   const [grace, setGrace] = useState<number>(1440);
   const { busy, error, run } = useAction();
+  const locked = lockReason(useGrants(tier), apiKey);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    if (locked) return;
     await run(async () => {
       const key = await api.post<ApiKey>(`${base}/${encodeURIComponent(apiKey.id)}/rotate`, { gracePeriodMinutes: grace });
       onRotated(key, grace);
@@ -538,13 +506,19 @@ function RotateDialog({
   };
 
   return (
-    <Dialog title="Rotate API key" onClose={onClose}>
+    <Dialog title="Rotate API key" onClose={onClose} describedBy={locked ? `${id}-locked` : undefined}>
       <form onSubmit={submit}>
+        {locked && (
+          // Focused on open, so the reason is what is read and seen first (not a disabled form).
+          <div id={`${id}-locked`} className="alert alert-warning" tabIndex={-1} data-autofocus>
+            <p>{locked}</p>
+          </div>
+        )}
         <ErrorAlert error={error} />
         <p>
           Rotating <strong>{apiKey.name}</strong> issues a new secret. The key keeps its id, scopes and settings; only one previous secret is kept.
         </p>
-        <fieldset className="radio-group">
+        <fieldset className="radio-group" disabled={locked !== null}>
           <legend>Previous secret stops working</legend>
           {GRACE_OPTIONS.map((option, index) => (
             <div key={option.minutes} className="check">
@@ -565,7 +539,7 @@ function RotateDialog({
           <button type="button" className="button button-secondary" onClick={onClose}>
             Cancel
           </button>
-          <button type="submit" className="button button-primary" disabled={busy}>
+          <button type="submit" className="button button-primary" disabled={busy || locked !== null}>
             Rotate
           </button>
         </div>

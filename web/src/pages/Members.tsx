@@ -1,31 +1,43 @@
 /**
- * Members of the selected organization (/admin/members): owners and global admins invite, re-role
- * and remove members, and cancel invitations that were not accepted yet.
+ * Members of the selected organization (/admin/members): owners and global admins invite people,
+ * change roles and remove members (each change confirmed first), and see the invitations not yet
+ * accepted apart from the members, with their expiry, their link when Paygate mails none, and Cancel.
  */
-import { useId, useState, type FormEvent } from 'react';
+import { useId, useRef, useState, type FormEvent } from 'react';
 import { api, orgPath, type Invitation, type ListPage, type Member, type Role } from '../api';
-import { Badge, Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
-import { formatDate } from '../format';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { CopyButton, InvitationLink } from '../components/Copy';
+import { Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
+import { formatDate, formatRelative } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
 
-const ROLES: { value: Role; label: string }[] = [
-  { value: 'owner', label: 'Owner' },
-  { value: 'admin', label: 'Admin' },
-  { value: 'developer', label: 'Developer' },
-  { value: 'viewer', label: 'Viewer' },
+const ROLES: { value: Role; label: string; means: string }[] = [
+  { value: 'owner', label: 'Owner', means: 'everything in the organization, members included' },
+  { value: 'admin', label: 'Admin', means: 'every organization scope, but not members' },
+  { value: 'developer', label: 'Developer', means: 'API keys, and reading everything else' },
+  { value: 'viewer', label: 'Viewer', means: 'reading, except API keys and the audit log' },
 ];
+const roleLabel = (role: Role) => ROLES.find((r) => r.value === role)?.label ?? role;
 
 type Entry = Member | Invitation;
 const keyOf = (entry: Entry) => (entry.object === 'member' ? entry.userId : entry.id);
 
+type Pending =
+  | { kind: 'role'; member: Member; role: Role }
+  | { kind: 'remove'; member: Member }
+  | { kind: 'cancel'; invitation: Invitation };
+
 export function MembersPage({ organizationId }: { organizationId: string }) {
   usePageTitle('Members');
-  const { permissions, me, refresh } = useSession();
+  const { permissions, me, refresh, selectedOrganization } = useSession();
+  const organizationName = selectedOrganization?.name ?? 'this organization';
   const base = orgPath(organizationId, '/members');
   const [status, setStatus] = useState<string | null>(null);
-  const [rowError, setRowError] = useState<unknown>(null);
-  const [busyRow, setBusyRow] = useState<string | null>(null);
+  const [pending, setPending] = useState<Pending | null>(null);
+  // Links of invitations made on this page: the API returns one only in the answer that creates it.
+  const [links, setLinks] = useState<Map<string, string>>(new Map());
+  const opener = useRef<HTMLElement | null>(null);
   const more = useAction();
 
   const list = useLoad(() =>
@@ -50,43 +62,38 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
     });
   };
 
-  const rowAction = async (entry: Entry, action: () => Promise<void>) => {
-    setRowError(null);
+  const ask = (next: Pending, element: HTMLElement | null) => {
+    opener.current = element;
     setStatus(null);
-    setBusyRow(keyOf(entry));
-    try {
-      await action();
-    } catch (error) {
-      setRowError(error);
-    } finally {
-      setBusyRow(null);
-    }
+    setPending(next);
   };
 
-  const changeRole = (member: Member, role: Role) =>
-    rowAction(member, async () => {
-      const updated = await api.patch<Member>(`${base}/${encodeURIComponent(member.userId)}`, { role });
-      list.setData((current) => (current ? { ...current, data: current.data.map((m) => (keyOf(m) === updated.userId ? updated : m)) } : current));
-      setStatus(`Role changed to ${role}.`);
-      if (member.userId === me.user.id) await refresh();
-    });
+  const changeRole = async (member: Member, role: Role) => {
+    const updated = await api.patch<Member>(`${base}/${encodeURIComponent(member.userId)}`, { role });
+    list.setData((current) => (current ? { ...current, data: current.data.map((m) => (keyOf(m) === updated.userId ? updated : m)) } : current));
+    setPending(null);
+    setStatus(`${member.email} is ${roleLabel(updated.role).toLowerCase()} now.`);
+    if (member.userId === me.user.id) await refresh();
+  };
 
-  const remove = (entry: Entry) =>
-    rowAction(entry, async () => {
-      await api.delete(`${base}/${encodeURIComponent(keyOf(entry))}`);
-      list.setData((current) => (current ? { ...current, data: current.data.filter((m) => keyOf(m) !== keyOf(entry)) } : current));
-      setStatus(entry.object === 'member' ? 'Member removed.' : 'Invitation cancelled.');
-      if (entry.object === 'member' && entry.userId === me.user.id) await refresh();
-    });
+  const remove = async (entry: Entry) => {
+    await api.delete(`${base}/${encodeURIComponent(keyOf(entry))}`);
+    list.setData((current) => (current ? { ...current, data: current.data.filter((m) => keyOf(m) !== keyOf(entry)) } : current));
+    setPending(null);
+    setStatus(entry.object === 'member' ? `${entry.email} was removed.` : `Invitation for ${entry.email} cancelled.`);
+    if (entry.object === 'member' && entry.userId === me.user.id) await refresh();
+  };
 
   const entries = list.data?.data ?? [];
+  const members = entries.filter((e): e is Member => e.object === 'member');
+  const invitations = entries.filter((e): e is Invitation => e.object === 'invitation');
 
   return (
     <>
       <div className="page-header">
         <div>
           <h1 tabIndex={-1}>Members</h1>
-          <p className="page-lead">People who can sign in to this organization, their roles, and invitations not yet accepted.</p>
+          <p className="page-lead">People who can sign in to this organization and their roles; below them, invitations not yet accepted.</p>
         </div>
       </div>
 
@@ -94,103 +101,187 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
       <InviteForm
         base={base}
         canSetPassword={me.user.isGlobalAdmin}
-        onInvited={() => void list.reload()}
+        onInvited={(invitation) => {
+          if (invitation.url) setLinks((current) => new Map(current).set(invitation.id, invitation.url!));
+          void list.reload();
+        }}
       />
 
-      <h2 className="section-title">People with access</h2>
+      <h2 className="section-title" id="members-title">
+        Current members
+      </h2>
       {list.loading && !list.data && <Loading />}
       <ErrorAlert error={list.error} />
-      <ErrorAlert error={rowError} />
       {list.data &&
-        (entries.length === 0 ? (
+        (members.length === 0 ? (
           <Empty>No members yet.</Empty>
         ) : (
           <div className="table-wrap">
-            <table className="table">
+            <table className="table" aria-labelledby="members-title">
               <thead>
                 <tr>
                   <th scope="col">Email</th>
                   <th scope="col">Role</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Since</th>
+                  <th scope="col">Member since</th>
                   <td className="actions-head">
                     <span className="visually-hidden">Actions</span>
                   </td>
                 </tr>
               </thead>
               <tbody>
-                {entries.map((entry) =>
-                  entry.object === 'member' ? (
-                    <tr key={entry.userId}>
+                {members.map((member) => (
+                  <tr key={member.userId}>
+                    <td>
+                      <div className="cell-title">{member.email}</div>
+                      {member.userId === me.user.id && <div className="cell-sub">you</div>}
+                    </td>
+                    <td>
+                      {/* The select only proposes a change: the dialog confirms it, and Cancel leaves the role as it was. */}
+                      <select
+                        aria-label={`Role for ${member.email}`}
+                        value={member.role}
+                        onChange={(e) => ask({ kind: 'role', member, role: e.target.value as Role }, e.currentTarget)}
+                      >
+                        {ROLES.map((r) => (
+                          <option key={r.value} value={r.value}>
+                            {r.label}
+                          </option>
+                        ))}
+                      </select>
+                    </td>
+                    <td>{formatDate(member.createdAt)}</td>
+                    <td className="row-actions">
+                      <button
+                        type="button"
+                        className="button button-small button-danger-outline"
+                        aria-label={`Remove ${member.email}`}
+                        onClick={(e) => ask({ kind: 'remove', member }, e.currentTarget)}
+                      >
+                        Remove
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ))}
+
+      <h2 className="section-title" id="invitations-title">
+        Pending invitations
+      </h2>
+      {list.data &&
+        (invitations.length === 0 ? (
+          <Empty>No pending invitations.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table className="table" aria-labelledby="invitations-title">
+              <thead>
+                <tr>
+                  <th scope="col">Email</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Invited</th>
+                  <th scope="col">Expires</th>
+                  <td className="actions-head">
+                    <span className="visually-hidden">Actions</span>
+                  </td>
+                </tr>
+              </thead>
+              <tbody>
+                {invitations.map((invitation) => {
+                  const url = links.get(invitation.id);
+                  return (
+                    <tr key={invitation.id}>
                       <td>
-                        <div className="cell-title">{entry.email}</div>
-                        {entry.userId === me.user.id && <div className="cell-sub">you</div>}
+                        <div className="cell-title">{invitation.email}</div>
+                        <div className="cell-sub">
+                          <span className="badge badge-neutral">invited</span> not accepted yet
+                        </div>
                       </td>
+                      <td>{roleLabel(invitation.role)}</td>
+                      <td>{formatDate(invitation.createdAt)}</td>
                       <td>
-                        <select
-                          aria-label={`Role for ${entry.email}`}
-                          value={entry.role}
-                          disabled={busyRow === entry.userId}
-                          onChange={(e) => void changeRole(entry, e.target.value as Role)}
-                        >
-                          {ROLES.map((r) => (
-                            <option key={r.value} value={r.value}>
-                              {r.label}
-                            </option>
-                          ))}
-                        </select>
+                        {formatDate(invitation.expiresAt)}
+                        <div className="cell-sub">{formatRelative(invitation.expiresAt)}</div>
                       </td>
-                      <td>
-                        <Badge status="active" />
-                      </td>
-                      <td>{formatDate(entry.createdAt)}</td>
                       <td className="row-actions">
-                        <button
-                          type="button"
-                          className="button button-small button-danger-outline"
-                          aria-label={`Remove ${entry.email}`}
-                          disabled={busyRow === entry.userId}
-                          onClick={() => void remove(entry)}
-                        >
-                          Remove
-                        </button>
+                        <div className="row-buttons">
+                          {url && <CopyButton text={url} label={`Copy invitation link for ${invitation.email}`} className="button button-small button-secondary" />}
+                          <button
+                            type="button"
+                            className="button button-small button-danger-outline"
+                            aria-label={`Cancel invitation for ${invitation.email}`}
+                            onClick={(e) => ask({ kind: 'cancel', invitation }, e.currentTarget)}
+                          >
+                            Cancel
+                          </button>
+                        </div>
                       </td>
                     </tr>
-                  ) : (
-                    <tr key={entry.id}>
-                      <td>
-                        <div className="cell-title">{entry.email}</div>
-                        <div className="cell-sub">invitation expires {formatDate(entry.expiresAt)}</div>
-                      </td>
-                      <td>{ROLES.find((r) => r.value === entry.role)?.label ?? entry.role}</td>
-                      <td>
-                        <Badge status="invited" />
-                      </td>
-                      <td>{formatDate(entry.createdAt)}</td>
-                      <td className="row-actions">
-                        <button
-                          type="button"
-                          className="button button-small button-danger-outline"
-                          aria-label={`Cancel invitation for ${entry.email}`}
-                          disabled={busyRow === entry.id}
-                          onClick={() => void remove(entry)}
-                        >
-                          Cancel invitation
-                        </button>
-                      </td>
-                    </tr>
-                  ),
-                )}
+                  );
+                })}
               </tbody>
             </table>
           </div>
         ))}
       <LoadMore hasMore={list.data?.hasMore} busy={more.busy} error={more.error} onLoad={loadMore} />
+
+      {pending?.kind === 'role' && (
+        <ConfirmDialog
+          title="Change role"
+          confirmLabel="Change role"
+          returnFocus={opener.current}
+          onClose={() => setPending(null)}
+          onConfirm={() => changeRole(pending.member, pending.role)}
+        >
+          <p>
+            Change the role of <strong>{pending.member.email}</strong> in {organizationName} from <strong>{roleLabel(pending.member.role)}</strong> to{' '}
+            <strong>{roleLabel(pending.role)}</strong>?
+          </p>
+          <p className="muted">
+            {roleLabel(pending.role)}: {ROLES.find((r) => r.value === pending.role)?.means}. It takes effect at once
+            {pending.member.userId === me.user.id ? ', for you too.' : '.'}
+          </p>
+        </ConfirmDialog>
+      )}
+      {pending?.kind === 'remove' && (
+        <ConfirmDialog
+          title="Remove member"
+          confirmLabel="Remove member"
+          danger
+          returnFocus={opener.current}
+          onClose={() => setPending(null)}
+          onConfirm={() => remove(pending.member)}
+        >
+          <p>
+            Remove <strong>{pending.member.email}</strong> ({roleLabel(pending.member.role).toLowerCase()}) from {organizationName}?
+          </p>
+          <p className="muted">
+            {pending.member.userId === me.user.id ? 'You lose' : 'They lose'} access to this organization at once. The account stays, and so do the
+            API keys and audit events; coming back takes a new invitation.
+          </p>
+        </ConfirmDialog>
+      )}
+      {pending?.kind === 'cancel' && (
+        <ConfirmDialog
+          title="Cancel invitation"
+          confirmLabel="Cancel invitation"
+          danger
+          returnFocus={opener.current}
+          onClose={() => setPending(null)}
+          onConfirm={() => remove(pending.invitation)}
+        >
+          <p>
+            Cancel the invitation of <strong>{pending.invitation.email}</strong> as {roleLabel(pending.invitation.role).toLowerCase()}?
+          </p>
+          <p className="muted">Its link stops working at once. You can invite the address again later.</p>
+        </ConfirmDialog>
+      )}
     </>
   );
 }
 
-function InviteForm({ base, canSetPassword, onInvited }: { base: string; canSetPassword: boolean; onInvited: () => void }) {
+function InviteForm({ base, canSetPassword, onInvited }: { base: string; canSetPassword: boolean; onInvited: (invitation: Invitation) => void }) {
   const id = useId();
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<Role>('developer');
@@ -206,7 +297,7 @@ function InviteForm({ base, canSetPassword, onInvited }: { base: string; canSetP
       if (canSetPassword && password) body.password = password;
       const invitation = await api.post<Invitation>(base, body);
       setInvited(invitation);
-      onInvited();
+      onInvited(invitation);
       setEmail('');
       setPassword('');
     });
@@ -255,46 +346,25 @@ function InviteForm({ base, canSetPassword, onInvited }: { base: string; canSetP
         {canSetPassword && ' As a global admin you may set a password instead: a new account is then created, and a member, at once (an existing account keeps its own).'}
       </p>
       {invited && (
-        <div className="alert alert-success" role="status">
+        <div className="alert alert-success">
           {invited.status === 'accepted' ? (
-            <p>
+            <p role="status">
               {invited.email} can sign in now, as {invited.role}.
             </p>
           ) : invited.url ? (
-            <InvitationLink url={invited.url} />
+            <>
+              <p role="status">
+                {invited.email} is invited as {invited.role}, until {formatDate(invited.expiresAt)}.
+              </p>
+              <InvitationLink url={invited.url} />
+            </>
           ) : (
-            <p>
-              Invitation e-mailed to {invited.email}. It works once, for 7 days.
+            <p role="status">
+              Invitation e-mailed to {invited.email}. It works once, until {formatDate(invited.expiresAt)}.
             </p>
           )}
         </div>
       )}
     </form>
-  );
-}
-
-function InvitationLink({ url }: { url: string }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <div className="invitation">
-      <p className="invitation-label">Invitation link</p>
-      <div className="input-with-button">
-        <code className="invitation-url">{url}</code>
-        <button
-          type="button"
-          className="button button-secondary"
-          aria-label="Copy invitation link"
-          onClick={() => {
-            void navigator.clipboard
-              ?.writeText(url)
-              .then(() => setCopied(true))
-              .catch(() => setCopied(false));
-          }}
-        >
-          {copied ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-      <p className="field-hint">Paygate sends no mail here: hand this link to the person yourself. It works once, for 7 days.</p>
-    </div>
   );
 }

@@ -1,7 +1,8 @@
 /** Every organization (/admin/system/organizations): provision with an owner, delete (revokes its keys). */
 import { useId, useState, type FormEvent, type MouseEvent } from 'react';
 import { api, type ListPage, type Organization, type ProvisionResult } from '../api';
-import { Dialog } from '../components/Dialog';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { InvitationLink } from '../components/Copy';
 import { Badge, Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
 import { formatDate } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
@@ -127,7 +128,7 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
   const [name, setName] = useState('');
   const [ownerEmail, setOwnerEmail] = useState('');
   const { busy, error, run } = useAction();
-  const [invitation, setInvitation] = useState<string | null>(null);
+  const [invitation, setInvitation] = useState<{ url: string; email: string } | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -136,7 +137,7 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
       const body: Record<string, unknown> = { name: name.trim() };
       if (ownerEmail.trim()) body.owner = { email: ownerEmail.trim() };
       const result = await api.post<ProvisionResult>(BASE, body);
-      setInvitation(result.owner?.url ?? null);
+      setInvitation(result.owner?.url ? { url: result.owner.url, email: result.owner.email } : null);
       setName('');
       setOwnerEmail('');
       onProvisioned(result);
@@ -173,10 +174,8 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
         Optional. The owner gets an invitation: a new person sets a password through its link, someone with an account signs in to accept. With e-mail set up, the link is mailed.
       </p>
       {invitation && (
-        <div className="alert alert-success invitation">
-          <p className="invitation-label">Invitation link for the owner</p>
-          <code className="invitation-url">{invitation}</code>
-          <p className="field-hint">It works once, for 7 days.</p>
+        <div className="alert alert-success">
+          <InvitationLink url={invitation.url} title={`Invitation link for the owner, ${invitation.email}`} email={invitation.email} />
         </div>
       )}
     </form>
@@ -184,31 +183,24 @@ function ProvisionForm({ onProvisioned }: { onProvisioned: (result: ProvisionRes
 }
 
 function DeleteOrganizationDialog({ org, onClose, onDeleted }: { org: Organization; onClose: () => void; onDeleted: (org: Organization) => void }) {
-  const id = useId();
-  const { busy, error, run } = useAction();
-
   const remove = async () => {
-    await run(async () => {
-      const result = await api.delete<Organization | undefined>(`${BASE}/${encodeURIComponent(org.id)}`);
-      onDeleted(result && typeof result === 'object' && 'id' in result ? result : { ...org, status: 'deleted', deletedAt: new Date().toISOString() });
-    });
+    const result = await api.delete<Organization | undefined>(`${BASE}/${encodeURIComponent(org.id)}`);
+    onDeleted(result && typeof result === 'object' && 'id' in result ? result : { ...org, status: 'deleted', deletedAt: new Date().toISOString() });
   };
 
   return (
-    <Dialog title="Delete organization" onClose={onClose} describedBy={`${id}-text`}>
-      <ErrorAlert error={error} />
-      <p id={`${id}-text`}>
+    <ConfirmDialog
+      title="Delete organization"
+      confirmLabel="Delete organization"
+      danger
+      typeToConfirm={{ text: org.name, label: 'Type the organization name to confirm' }}
+      onClose={onClose}
+      onConfirm={remove}
+    >
+      <p>
         Deleting <strong>{org.name}</strong> revokes every API key of the organization at once and ends its members' access. This cannot be
         undone.
       </p>
-      <div className="dialog-actions">
-        <button type="button" className="button button-secondary" onClick={onClose} data-autofocus>
-          Cancel
-        </button>
-        <button type="button" className="button button-danger" onClick={() => void remove()} disabled={busy}>
-          Delete organization
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }

@@ -1,9 +1,29 @@
-/** System settings (/admin/system/settings), SPEC §6. */
+/**
+ * System settings (/admin/system/settings), SPEC §6.
+ *
+ * When they were last changed, and by whom, comes from the audit log's newest
+ * `system_settings.updated` event, not from `updatedAt`: the settings row is created with the
+ * database, so its `updatedAt` is the install time until someone saves, and the API has no field
+ * that tells the two apart. No such event: the settings were never changed.
+ */
 import { useEffect, useId, useState, type FormEvent } from 'react';
-import { api, ApiError, type SystemSettings } from '../api';
+import { api, ApiError, type AuditEvent, type ListPage, type SystemSettings } from '../api';
 import { ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
 import { formatDate } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
+import { useSession } from '../session';
+
+interface LastChange {
+  at: string;
+  by: string;
+}
+
+/** Who an audit actor is, in words: the signed-in user by email, others by id. */
+function actorName(actor: AuditEvent['actor'], me: { id: string; email: string }): string {
+  if (actor.type === 'user') return actor.id === me.id ? `you (${me.email})` : `user ${actor.id ?? ''}`.trim();
+  if (actor.type === 'api_key') return `API key ${actor.id ?? ''}`.trim();
+  return actor.type;
+}
 
 interface Draft {
   ttl: string;
@@ -27,7 +47,18 @@ function parseWhole(value: string, path: string, errors: { path: string; message
 export function SystemSettingsPage() {
   usePageTitle('System settings');
   const id = useId();
+  const { me } = useSession();
   const settings = useLoad(() => api.get<SystemSettings>('/v1/system/settings'));
+  // null: never changed; undefined: not known (the audit log could not be read).
+  const lastChange = useLoad<LastChange | null | undefined>(async () => {
+    try {
+      const events = await api.get<ListPage<AuditEvent>>('/v1/system/audit-events', { action: 'system_settings.updated', limit: 1 });
+      const event = events.data[0];
+      return event ? { at: event.at, by: actorName(event.actor, me.user) } : null;
+    } catch {
+      return undefined;
+    }
+  });
   const [draft, setDraft] = useState<Draft>({ ttl: '', grace: '', maxLifetime: '' });
   const { busy, error, setError, run } = useAction();
   const [status, setStatus] = useState<string | null>(null);
@@ -53,6 +84,7 @@ export function SystemSettingsPage() {
     await run(async () => {
       const saved = await api.patch<SystemSettings>('/v1/system/settings', body);
       settings.setData(() => saved);
+      lastChange.setData(() => ({ at: saved.updatedAt, by: actorName({ type: 'user', id: me.user.id }, me.user) }));
       setStatus('Settings saved');
     });
   };
@@ -117,7 +149,12 @@ export function SystemSettingsPage() {
               Empty: no limit. When set, new keys expire no later than this many days after creation.
             </p>
           </div>
-          <p className="muted small">Last changed {formatDate(settings.data.updatedAt)}.</p>
+          {lastChange.data === null && <p className="muted small settings-changed">Never changed: these are the values Paygate started with.</p>}
+          {lastChange.data && (
+            <p className="muted small settings-changed">
+              Last changed {formatDate(lastChange.data.at)} by {lastChange.data.by}.
+            </p>
+          )}
           <div className="form-actions">
             <button type="submit" className="button button-primary" disabled={busy}>
               Save settings
