@@ -22,3 +22,7 @@ curl() {
     echo "docs-test: HTTP $status: $(docs_redacted "$@")" >&2; return 1
   fi
 }
+
+# The examples run `npm run paygate` as a reader does from the repository; the blocks themselves run
+# in a scratch directory (they write files), so npm is pointed at the repository.
+npm() { command npm --prefix "$DOCS_REPO" "$@"; }

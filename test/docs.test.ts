@@ -164,8 +164,8 @@ describe('the docs as tests', () => {
         PAYGATE_AUDIT_SIGNING_KEY: TEST_SECRETS.auditSigningKey,
       };
       const workdir = await fs.mkdtemp(path.join(home, 'work-'));
-      // The CLI examples run `npm run paygate` from the repository; the rest work anywhere.
-      const result = await runBash(`cd ${JSON.stringify(ROOT)}; WORKDIR=${JSON.stringify(workdir)}\n${script}`, env, workdir);
+      // Blocks run in a scratch directory (they write files); the prelude points npm at the repository.
+      const result = await runBash(script, { ...env, DOCS_REPO: ROOT }, workdir);
       const where = result.stderr.split('\n').filter((l) => l.startsWith('docs-test: ')).at(-1);
       expect(result.code, `${where}\nstderr:\n${result.stderr.slice(-4000)}\nstdout:\n${result.stdout.slice(-2000)}`).toBe(0);
     });
