@@ -17,6 +17,10 @@ export const ID_PREFIXES = {
   portalLink: 'pln',
   portalSession: 'pss',
   auditCheckpoint: 'acp',
+  webhookEndpoint: 'whe',
+  webhookEvent: 'wev',
+  webhookDelivery: 'whd',
+  webhookAttempt: 'wha',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

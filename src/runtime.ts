@@ -11,8 +11,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import type { Config } from './config.js';
-import { createDatabase, type Database } from './db/database.js';
+import { ConfigError, type Config } from './config.js';
+import { createDatabase, isDatabaseUnavailable, type Database } from './db/database.js';
 import { checkEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { MIGRATIONS } from './db/migrations.js';
@@ -94,6 +94,75 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   }
 }
 
+/** DATABASE_URL's server did not accept a connection within the wait: not configuration (exit 1). */
+export class DatabaseUnreachableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
+/** host:port of a postgres:// URL, for messages: never its credentials. */
+function serverOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}`;
+  } catch {
+    return 'its server';
+  }
+}
+
+/**
+ * SQLSTATEs of a server that answered and refused us: the URL is wrong, not the network. Class 28 is
+ * invalid authorization (28P01 a wrong password, 28000 no such role or no pg_hba.conf entry), 3D000
+ * an unknown database, 42501 a role without CONNECT on the database.
+ */
+const REFUSED_SQLSTATE = /^(28...|3D000|42501)$/;
+
+/**
+ * Waits until the server of `url` accepts a connection and lets us in, at most until `wait.until`. A
+ * server that is down, starting (57P03) or out of connections is retried with backoff, each retry a
+ * warning of one line; one that refuses the credentials or the database is a configuration error at
+ * once (retrying cannot fix it), as is any other refusal of the connection (TLS, options).
+ *
+ * Backoff: 0.5 s, 1 s, 2 s, 4 s, then every 5 s, never past the deadline, with a last attempt at it.
+ */
+async function waitForDatabase(
+  variable: string,
+  url: string,
+  wait: { since: number; until: number },
+  warn: (message: string) => void,
+): Promise<void> {
+  const server = serverOf(url);
+  let delayMs = 500;
+  for (;;) {
+    const remaining = wait.until - Date.now();
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: Math.max(1_000, Math.min(5_000, remaining)) });
+    // An error event after connect failed (the socket closing) must not crash the process.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.end().catch(() => undefined);
+      return;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      const code = (error as { code?: unknown }).code;
+      const reason = (error as Error).message.replace(/\s+/g, ' ');
+      if (typeof code === 'string' && REFUSED_SQLSTATE.test(code)) throw new ConfigError(`${variable}: the server at ${server} refused the connection: ${reason}`);
+      if (!isDatabaseUnavailable(error)) throw new ConfigError(`${variable}: cannot connect to ${server}: ${reason}`);
+      const left = wait.until - Date.now();
+      if (left <= 0) {
+        const waited = Math.round((Date.now() - wait.since) / 1000);
+        throw new DatabaseUnreachableError(`cannot reach the database of ${variable} at ${server} (waited ${waited} s): ${reason}`, { cause: error });
+      }
+      const pause = Math.min(delayMs, left);
+      warn(`the database of ${variable} at ${server} is not reachable (${reason}); retrying in ${(pause / 1000).toFixed(1)} s, giving up in ${Math.ceil(left / 1000)} s`);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      delayMs = Math.min(delayMs * 2, 5_000);
+    }
+  }
+}
+
 export interface Runtime {
   db: Database;
   secrets: Secrets;
@@ -116,6 +185,11 @@ export async function openRuntime(
   let ownerString: string | null;
   let secrets: Secrets;
   if (config.databaseUrl) {
+    // A server started beside us (a container, a reboot) may come up a little later: wait for it
+    // before creating anything, so that a start either finds it or says so in one line (SPEC §11).
+    const wait = { since: Date.now(), until: Date.now() + config.databaseWaitMs };
+    await waitForDatabase('DATABASE_URL', config.databaseUrl, wait, warn);
+    if (config.migrationDatabaseUrl) await waitForDatabase('PAYGATE_MIGRATION_DATABASE_URL', config.migrationDatabaseUrl, wait, warn);
     connectionString = config.databaseUrl;
     ownerString = config.migrationDatabaseUrl;
     secrets = { pepper: config.secretPepper!, sessionSecret: config.sessionSecret!, auditSigningKey: config.auditSigningKey! };
@@ -161,7 +235,7 @@ export async function openRuntime(
           // Checked before COMMIT: migrations applied to another database than the one served roll back.
           const [{ database }] = (await tx.query<{ database: string }>('SELECT current_database() AS database')) as [{ database: string }];
           if (database !== runtimeSide.database) {
-            throw new Error(`PAYGATE_MIGRATION_DATABASE_URL names the database "${database}" but DATABASE_URL names "${runtimeSide.database}": they must name the same one`);
+            throw new ConfigError(`PAYGATE_MIGRATION_DATABASE_URL names the database "${database}" but DATABASE_URL names "${runtimeSide.database}": they must name the same one`);
           }
           await grantRuntimePrivileges(tx, runtimeSide.role);
         });

@@ -17,11 +17,14 @@ import { AuditCheckpointService } from './audit/checkpoints.js';
 import { UserService } from './users/service.js';
 import { MemoryRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
 import { RedisRateLimiter } from './rate-limit/redis.js';
-import { FailureThrottle } from './auth/throttle.js';
+import { FailureThrottle, type ThrottleLimiters } from './auth/throttle.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
 import { PasswordResetService } from './users/password-reset.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { createPaymentServices, type PaymentServices } from './payments/services.js';
+import { createWebhookServices } from './webhooks/create.js';
+import type { WebhookService } from './webhooks/service.js';
+import type { WebhookWorker } from './webhooks/worker.js';
 
 export interface Logger {
   info(obj: object, msg: string): void;
@@ -57,13 +60,19 @@ export interface Services {
   /** Per-key rate limits (fail open when full or unreachable: they protect capacity). */
   rateLimiter: RateLimiter;
   rateLimiterKind: 'memory' | 'redis';
-  /** The sign-in throttle's own limiter, never shared with per-key limits (fails closed when full). */
-  signInLimiter: RateLimiter;
+  /**
+   * The sign-in throttle's own limiters, never shared with per-key limits (fail closed when full):
+   * one for source addresses, one for accounts and invitations (auth/throttle.ts).
+   */
+  signInLimiters: ThrottleLimiters;
   /** Outgoing mail; null when SMTP is not configured (links are then handed to the caller). */
   mailer: Mailer | null;
   passwordResets: PasswordResetService;
   metrics: Metrics;
   payments: PaymentServices;
+  /** Webhook endpoints (SPEC §16) and this node's delivery worker. */
+  webhooks: WebhookService;
+  webhookWorker: WebhookWorker;
   /** Starts background work: the invalidation listener, the lastUsedAt flusher and the scheduled audit checkpoints. */
   start(): Promise<void>;
   /** Stops background work and flushes pending writes; does not close the database. */
@@ -75,6 +84,12 @@ export interface ServiceOptions {
   role?: 'node' | 'publisher';
   /** Most open windows of each in-memory limiter (default 100,000); tests make it small. */
   limiterCapacity?: number;
+  /** Most open key windows of one organization (default: a tenth of limiterCapacity, 10,000). */
+  keyWindowsPerOrganization?: number;
+  /** Most active API keys of one organization (default MAX_ACTIVE_KEYS_PER_ORGANIZATION, 10,000). */
+  maxKeysPerOrganization?: number;
+  /** The audit burst aggregator's timing and size (audit/bursts.ts); tests shorten the window. */
+  auditBursts?: { windowMs?: number; tickMs?: number; maxTracked?: number };
 }
 
 export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger, options: ServiceOptions = {}): Services {
@@ -99,33 +114,40 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
       }
     },
   };
-  // Two limiters, never one table: a flood of junk sign-ins must not push out key windows, nor the
-  // reverse (src/rate-limit/limiter.ts). Key limits fail open when the table is full (only keys
-  // that authenticated reach it; they protect capacity); the sign-in throttle fails closed.
+  // Separate tables, never one: a flood of junk sign-ins must not push out key windows, nor the
+  // reverse, and source addresses (anyone can open those) must not crowd out accounts
+  // (src/rate-limit/limiter.ts). Key limits fail open when the table is full for keys that never had
+  // a window (only keys that authenticated reach it; they protect capacity), each organization
+  // holding at most its share; the sign-in throttle fails closed.
   const maxEntries = options.limiterCapacity ?? 100_000;
+  const maxPerGroup = options.keyWindowsPerOrganization ?? Math.max(1, Math.floor(maxEntries / 10));
   const rateLimiter: RateLimiter = config.redisUrl
     ? new RedisRateLimiter(config.redisUrl, limiterEvents, `${config.redisPrefix}rl:`)
-    : new MemoryRateLimiter({ whenFull: 'allow', maxEntries });
-  const signInLimiter: RateLimiter = config.redisUrl
-    ? new RedisRateLimiter(config.redisUrl, limiterEvents, `${config.redisPrefix}signin:`, new MemoryRateLimiter({ whenFull: 'refuse', maxEntries }))
-    : new MemoryRateLimiter({ whenFull: 'refuse', maxEntries });
-  const throttle = new FailureThrottle(signInLimiter);
+    : new MemoryRateLimiter({ whenFull: 'allow', maxEntries, maxPerGroup });
+  const signInLimiter = (part: string): RateLimiter =>
+    config.redisUrl
+      ? new RedisRateLimiter(config.redisUrl, limiterEvents, `${config.redisPrefix}signin:${part}`, new MemoryRateLimiter({ whenFull: 'refuse', maxEntries }))
+      : new MemoryRateLimiter({ whenFull: 'refuse', maxEntries });
+  // The address table keeps the old Redis prefix (its keys are unchanged); accounts move to their own.
+  const signInLimiters: ThrottleLimiters = { addresses: signInLimiter(''), accounts: signInLimiter('acct:') };
+  const throttle = new FailureThrottle(signInLimiters);
   const mailer = createMailer(config, log);
   const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs });
-  const keys = new ApiKeyService({ db, work, peppers, settings });
+  const keys = new ApiKeyService({ db, work, peppers, settings, ...(options.maxKeysPerOrganization !== undefined ? { maxKeysPerOrganization: options.maxKeysPerOrganization } : {}) });
   const members = new MemberService({ db, work, publicUrl: config.publicUrl, mailer, throttle });
   const organizations = new OrganizationService({ db, bus, work, keys, members });
   const sessions = new SessionService({ db, bus, work, throttle, secret: secrets.sessionSecret, ttlSeconds: config.sessionTtlSeconds, cacheTtlMs: config.cacheTtlMs });
   const signer = new AuditSigner(secrets.auditSigningKey);
   const auditCheckpoints = new AuditCheckpointService({ db, signer, log, intervalMs: config.auditCheckpointIntervalMs });
-  const audit = new AuditService({ db, work, chain, checkpoints: auditCheckpoints, log });
+  const audit = new AuditService({ db, work, chain, checkpoints: auditCheckpoints, log, ...(options.auditBursts ? { bursts: options.auditBursts } : {}) });
   const users = new UserService({ db, work });
-  const passwordResets = new PasswordResetService({ db, work, throttle, mailer, publicUrl: config.publicUrl, log });
+  const passwordResets = new PasswordResetService({ db, work, throttle, bursts: audit.bursts, mailer, publicUrl: config.publicUrl, log });
   const payments = createPaymentServices({ config, db, bus, work, settings, log, peppers });
+  const { webhooks, webhookWorker } = createWebhookServices({ config, db, work, peppers, log, metrics, mailer });
 
   return {
     config, db, bus, work, chain, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, auditCheckpoints, auditSigner: signer, rateLimiter, metrics, payments,
-    signInLimiter, mailer, passwordResets,
+    signInLimiters, mailer, passwordResets, webhooks, webhookWorker,
     rateLimiterKind: rateLimiter.kind,
     async start() {
       await bus.start();
@@ -134,17 +156,24 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
         isDatabaseUnavailable(error) ? log.warn({ reason: (error as Error).message }, 'could not record key usage: the database is unavailable') : log.error({ err: error }, 'could not record key usage'),
       );
       payments.start();
+      webhookWorker.start();
       auditCheckpoints.start();
+      audit.start();
     },
     async stop() {
+      // First: its attempts in flight are aborted and their claims released while the database is there.
+      await webhookWorker.stop();
       await auditCheckpoints.stop();
       await payments.stop();
       await verifier.stop();
       await bus.stop();
       await passwordResets.idle();
+      // After the resets: their requests for unknown addresses are counted there.
+      await audit.stop();
       await mailer?.close();
       await rateLimiter.close();
-      await signInLimiter.close();
+      await signInLimiters.addresses.close();
+      await signInLimiters.accounts.close();
     },
   };
 }

@@ -8,10 +8,11 @@
  * without (the inviter is handed the link, so A can at most make an account of its own under that
  * address, which B's invitation can never join without B's link).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrgWithKey, createUser, expectProblem, expectStatus, login, startPaygate, type TestApp } from './harness.js';
 import { linkIn, startMailReceiver, type MailReceiver } from './mail-receiver.js';
+import { newId } from '../src/ids.js';
 
 async function ownerOf(t: TestApp, name: string) {
   const org = await createOrgWithKey(t, ['organization:read'], name);
@@ -179,5 +180,86 @@ describe('the cross-organization takeover, without SMTP (the inviter is handed t
     expectProblem(await t.request('POST', '/v1/auth/login', { body: { email: cfo, password: 'the-cfo-chose-this-one' } }), 401, 'invalid_session');
     await expectNoAccessToB(t, asCfo.token, b);
     await expectNoAccessToB(t, a.token, b);
+  });
+});
+
+describe('the cross-organization takeover of a legacy account without a password (no SMTP)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startPaygate();
+  });
+  afterAll(async () => t?.close());
+
+  /**
+   * What migrations 10 and 13 leave of an account the old flow made: no password, a member of B,
+   * and B's old set-password link turned into an invitation tied to that account.
+   */
+  async function legacyMemberOf(b: { organizationId: string }, email: string) {
+    const userId = newId('user');
+    await t.db.query('INSERT INTO users (id, email, password_hash) VALUES ($1, $2, NULL)', [userId, email]);
+    await t.db.query("INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, 'admin')", [b.organizationId, userId]);
+    const token = randomBytes(32).toString('base64url');
+    await t.db.query(
+      `INSERT INTO invitations (id, organization_id, email, role, token_hash, expires_at, created_by, sets_password_of)
+       VALUES ($1, $2, $3, 'admin', $4, now() + interval '7 days', '{"type": "system", "id": null}', $5)`,
+      [newId('invitation'), b.organizationId, email, createHash('sha256').update(token).digest(), userId],
+    );
+    return { userId, legacyToken: token };
+  }
+
+  it("A's invitation link never sets the password of B's member who has none; only B's own old link does", async () => {
+    const a = await ownerOf(t, 'Org A');
+    const b = await ownerOf(t, 'Org B');
+    const cfo = `cfo-${randomBytes(3).toString('hex')}@b.example`;
+    const chosen = 'a-chose-this-password';
+    const legacy = await legacyMemberOf(b, cfo);
+
+    // A (no SMTP: it is handed the link) invites the address and accepts with a password it chose.
+    const invited = await t.request('POST', `/v1/organizations/${a.organizationId}/members`, { token: a.token, body: { email: cfo, role: 'viewer' } });
+    expectStatus(invited, 201);
+    const aToken = new URL(invited.body.url).searchParams.get('token')!;
+    const inspected = await t.request('POST', '/v1/auth/invitations/inspect', { body: { token: aToken } });
+    expect(inspected.body).toMatchObject({ organizationId: a.organizationId, accountExists: true });
+    const accepted = await t.request('POST', '/v1/auth/invitations/accept', { body: { token: aToken, password: chosen } });
+    expectProblem(accepted, 409, 'conflict');
+    expect(accepted.body.signInRequired).toBe(true);
+
+    // Nothing changed: no password, A's invitation still pending, and A cannot sign in as B's member.
+    const [row] = await t.db.query<{ password_hash: string | null }>('SELECT password_hash FROM users WHERE id = $1', [legacy.userId]);
+    expect(row!.password_hash).toBeNull();
+    expectProblem(await t.request('POST', '/v1/auth/login', { body: { email: cfo, password: chosen } }), 401, 'invalid_session');
+    await expectNoAccessToB(t, a.token, b);
+    expect(await t.db.query('SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2', [a.organizationId, legacy.userId])).toHaveLength(0);
+
+    // B's own old link (the one the old flow sent the person) still sets the password, once.
+    const legacyInspected = await t.request('POST', '/v1/auth/invitations/inspect', { body: { token: legacy.legacyToken } });
+    expect(legacyInspected.body).toMatchObject({ organizationId: b.organizationId, accountExists: false });
+    const own = await t.request('POST', '/v1/auth/invitations/accept', { body: { token: legacy.legacyToken, password: 'the-cfo-chose-this-one' } });
+    expectStatus(own, 200);
+    expect(own.body).toMatchObject({ userId: legacy.userId, organizationId: b.organizationId });
+    const cfoSession = await login(t, cfo, 'the-cfo-chose-this-one');
+    expectStatus(await t.request('GET', `/v1/organizations/${b.organizationId}/api-keys`, { token: cfoSession.token }), 200);
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: legacy.legacyToken, password: 'another-password-22' } }), 404, 'not_found');
+
+    // And A's link still cannot replace the password now that it exists.
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token: aToken, password: chosen } }), 409, 'conflict');
+    expectProblem(await t.request('POST', '/v1/auth/login', { body: { email: cfo, password: chosen } }), 401, 'invalid_session');
+  });
+
+  it("an old set-password link works only for its own account: tied to another organization's member, it sets nothing", async () => {
+    const b = await ownerOf(t, 'Org B');
+    const c = await ownerOf(t, 'Org C');
+    const cfo = `cfo-${randomBytes(3).toString('hex')}@b.example`;
+    const legacy = await legacyMemberOf(b, cfo);
+    // C's invitation for the address, even if it were marked like an old link, is not tied to this account.
+    const token = randomBytes(32).toString('base64url');
+    await t.db.query(
+      `INSERT INTO invitations (id, organization_id, email, role, token_hash, expires_at, created_by)
+       VALUES ($1, $2, $3, 'admin', $4, now() + interval '7 days', '{"type": "system", "id": null}')`,
+      [newId('invitation'), c.organizationId, cfo, createHash('sha256').update(token).digest()],
+    );
+    expectProblem(await t.request('POST', '/v1/auth/invitations/accept', { body: { token, password: 'c-chose-this-password' } }), 409, 'conflict');
+    const [row] = await t.db.query<{ password_hash: string | null }>('SELECT password_hash FROM users WHERE id = $1', [legacy.userId]);
+    expect(row!.password_hash).toBeNull();
   });
 });

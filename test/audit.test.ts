@@ -87,13 +87,20 @@ describe('audit log', () => {
       const org = await createOrgWithKey(t, ['api_key:*', 'audit:read']);
       const ids = { created: requestId('create'), updated: requestId('update'), rotated: requestId('rotate'), revoked: requestId('revoke'), deleted: requestId('delete') };
 
-      const created = await t.request('POST', '/v1/api-keys', { token: org.token, body: { name: 'lifecycle', scopes: ['api_key:read'] }, headers: { 'x-request-id': ids.created } });
+      // Paygate's own id of each request (the X-Request-Id it answers), whatever the caller sent.
+      const ours = {} as Record<keyof typeof ids, string>;
+      const sent = <R extends { headers: Headers }>(verb: keyof typeof ids, result: R): R => {
+        ours[verb] = result.headers.get('x-request-id')!;
+        expect(ours[verb]).toMatch(/^req_/);
+        return result;
+      };
+      const created = sent('created', await t.request('POST', '/v1/api-keys', { token: org.token, body: { name: 'lifecycle', scopes: ['api_key:read'] }, headers: { 'x-request-id': ids.created } }));
       expectStatus(created, 201);
       const keyId: string = created.body.id;
-      expectStatus(await t.request('PATCH', `/v1/api-keys/${keyId}`, { token: org.token, body: { name: 'renamed' }, headers: { 'x-request-id': ids.updated } }), 200);
-      expectStatus(await t.request('POST', `/v1/api-keys/${keyId}/rotate`, { token: org.token, body: { gracePeriodMinutes: 0 }, headers: { 'x-request-id': ids.rotated } }), 200);
-      expectStatus(await t.request('POST', `/v1/api-keys/${keyId}/revoke`, { token: org.token, headers: { 'x-request-id': ids.revoked } }), 200);
-      expectStatus(await t.request('DELETE', `/v1/api-keys/${keyId}`, { token: org.token, headers: { 'x-request-id': ids.deleted } }), 204);
+      expectStatus(sent('updated', await t.request('PATCH', `/v1/api-keys/${keyId}`, { token: org.token, body: { name: 'renamed' }, headers: { 'x-request-id': ids.updated } })), 200);
+      expectStatus(sent('rotated', await t.request('POST', `/v1/api-keys/${keyId}/rotate`, { token: org.token, body: { gracePeriodMinutes: 0 }, headers: { 'x-request-id': ids.rotated } })), 200);
+      expectStatus(sent('revoked', await t.request('POST', `/v1/api-keys/${keyId}/revoke`, { token: org.token, headers: { 'x-request-id': ids.revoked } })), 200);
+      expectStatus(sent('deleted', await t.request('DELETE', `/v1/api-keys/${keyId}`, { token: org.token, headers: { 'x-request-id': ids.deleted } })), 204);
 
       const events = (await orgEvents(t, org)).filter((e) => e.target?.id === keyId);
       // Newest first: the order of the calls, reversed.
@@ -106,8 +113,10 @@ describe('audit log', () => {
           organizationId: org.organizationId,
           target: { type: 'api_key', id: keyId },
           ip: '127.0.0.1',
-          requestId: ids[verb],
+          // Paygate's own id; the caller's is kept apart, in details.
+          requestId: ours[verb],
           outcome: 'success',
+          details: expect.objectContaining({ clientRequestId: ids[verb] }),
         });
         expect(event.id).toMatch(/^evt_[0-9A-Za-z]{22}$/);
         expect(Number.isNaN(Date.parse(event.at))).toBe(false);
@@ -134,7 +143,8 @@ describe('audit log', () => {
       expectStatus(await t.request('POST', `/v1/system/api-keys/${keyId}/rotate`, { token: session.token, body: { gracePeriodMinutes: 5 } }), 200);
       expectStatus(await t.request('POST', `/v1/system/api-keys/${keyId}/revoke`, { token: session.token }), 200);
       const rid = requestId('sysdel');
-      expectStatus(await t.request('DELETE', `/v1/system/api-keys/${keyId}`, { token: session.token, headers: { 'x-request-id': rid } }), 204);
+      const deleted = await t.request('DELETE', `/v1/system/api-keys/${keyId}`, { token: session.token, headers: { 'x-request-id': rid } });
+      expectStatus(deleted, 204);
 
       const events = (await allEvents(t, '/v1/system/audit-events', system.token, { actorId: admin.id })).filter((e) => e.target?.id === keyId);
       expect(events.map((e) => e.action)).toEqual(['system_key.deleted', 'system_key.revoked', 'system_key.rotated', 'system_key.updated', 'system_key.created']);
@@ -142,7 +152,27 @@ describe('audit log', () => {
         expect(event).toMatchObject({ actor: { type: 'user', id: admin.id }, organizationId: null, target: { type: 'api_key', id: keyId }, ip: '127.0.0.1' });
         expect(typeof event.requestId).toBe('string');
       }
-      expect(events[0]!.requestId).toBe(rid);
+      expect(events[0]!.requestId).toBe(deleted.headers.get('x-request-id'));
+      expect(events[0]!.details.clientRequestId).toBe(rid);
+    });
+  });
+
+  describe('global admins', () => {
+    it('the first-start admin is audited as user.global_admin_granted, in the same unit of work', async () => {
+      const fresh = await startPaygate();
+      try {
+        // A database of its own, with no user yet.
+        expect((await fresh.db.query('SELECT 1 FROM users')).length).toBe(0);
+        const first = await fresh.services.users.bootstrapFirstAdmin('first@example.com', 'first-admin-passphrase-9');
+        expect(first).toMatchObject({ email: 'first@example.com' });
+        const rows = await fresh.db.query<{ actor_type: string; target: { id: string }; details: Record<string, unknown> }>(
+          "SELECT actor_type, target, details FROM audit_events WHERE action = 'user.global_admin_granted'",
+        );
+        const [user] = await fresh.db.query<{ id: string }>("SELECT id FROM users WHERE email = 'first@example.com'");
+        expect(rows).toEqual([{ actor_type: 'system', target: { type: 'user', id: user!.id }, details: { email: 'first@example.com', created: true, firstStart: true } }]);
+      } finally {
+        await fresh.close();
+      }
     });
   });
 
@@ -261,14 +291,15 @@ describe('audit log', () => {
     it('reading the log records an audit.read event', async () => {
       const org = await createOrgWithKey(t, ['audit:read']);
       const rid = requestId('read');
-      expectStatus(await t.request('GET', '/v1/audit-events?action=api_key.created', { token: org.token, headers: { 'x-request-id': rid } }), 200);
+      const read = await t.request('GET', '/v1/audit-events?action=api_key.created', { token: org.token, headers: { 'x-request-id': rid } });
+      expectStatus(read, 200);
       const reads = await orgEvents(t, org, { action: 'audit.read' });
-      const mine = reads.find((e) => e.requestId === rid);
+      const mine = reads.find((e) => e.requestId === read.headers.get('x-request-id'));
       expect(mine, JSON.stringify(reads)).toMatchObject({
         actor: { type: 'api_key', id: org.keyId },
         organizationId: org.organizationId,
         ip: '127.0.0.1',
-        details: { scope: 'organization', filter: { action: 'api_key.created' } },
+        details: { scope: 'organization', filter: { action: 'api_key.created' }, clientRequestId: rid },
       });
     });
 
@@ -306,9 +337,9 @@ describe('audit log', () => {
   describe('refused attempts', () => {
     it('a key lacking the scope records auth.insufficient_scope', async () => {
       const org = await createOrgWithKey(t, ['audit:read']);
-      const rid = requestId('scope');
-      expectProblem(await t.request('POST', '/v1/api-keys', { token: org.token, body: { name: 'x', scopes: ['audit:read'] }, headers: { 'x-request-id': rid } }), 403, 'insufficient_scope');
-      const [event] = (await orgEvents(t, org, { action: 'auth.insufficient_scope' })).filter((e) => e.requestId === rid);
+      const refused = await t.request('POST', '/v1/api-keys', { token: org.token, body: { name: 'x', scopes: ['audit:read'] } });
+      expectProblem(refused, 403, 'insufficient_scope');
+      const [event] = (await orgEvents(t, org, { action: 'auth.insufficient_scope' })).filter((e) => e.requestId === refused.body.requestId);
       expect(event).toMatchObject({
         actor: { type: 'api_key', id: org.keyId },
         organizationId: org.organizationId,
@@ -321,37 +352,43 @@ describe('audit log', () => {
     it('X-Organization-ID naming another organization records auth.organization_mismatch', async () => {
       const org = await createOrgWithKey(t, ['api_key:read', 'audit:read']);
       const other = await createOrgWithKey(t, ['api_key:read']);
-      const rid = requestId('mismatch-header');
-      expectProblem(
-        await t.request('GET', '/v1/api-keys', { token: org.token, headers: { 'x-organization-id': other.organizationId, 'x-request-id': rid } }),
-        403,
-        'organization_mismatch',
-      );
+      const refused = await t.request('GET', '/v1/api-keys', { token: org.token, headers: { 'x-organization-id': other.organizationId } });
+      expectProblem(refused, 403, 'organization_mismatch');
       // Naming its own organization is harmless.
       expectStatus(await t.request('GET', '/v1/api-keys', { token: org.token, headers: { 'x-organization-id': org.organizationId } }), 200);
       const events = await orgEvents(t, org, { action: 'auth.organization_mismatch' });
       expect(events).toHaveLength(1);
-      expect(events[0]).toMatchObject({ actor: { type: 'api_key', id: org.keyId }, organizationId: org.organizationId, requestId: rid, outcome: 'denied', details: { requestedOrganizationId: other.organizationId } });
+      expect(events[0]).toMatchObject({ actor: { type: 'api_key', id: org.keyId }, organizationId: org.organizationId, requestId: refused.body.requestId, outcome: 'denied', details: { requestedOrganizationId: other.organizationId } });
     });
 
-    it('a route naming another organization records auth.organization_mismatch', async () => {
+    it("a route naming another organization records auth.organization_mismatch, in the key's organization and in the probed one", async () => {
       const org = await createOrgWithKey(t, ['api_key:read', 'audit:read']);
       const other = await createOrgWithKey(t, ['api_key:read']);
-      const rid = requestId('mismatch-route');
       const otherReader = await createOrgKey(t, other.organizationId, ['audit:read']);
-      expectProblem(await t.request('GET', `/v1/organizations/${other.organizationId}/api-keys`, { token: org.token, headers: { 'x-request-id': rid } }), 403, 'organization_mismatch');
+      const refused = await t.request('GET', `/v1/organizations/${other.organizationId}/api-keys`, { token: org.token });
+      expectProblem(refused, 403, 'organization_mismatch');
+      const rid = refused.body.requestId;
       const events = await orgEvents(t, org, { action: 'auth.organization_mismatch' });
-      expect(events.find((e) => e.requestId === rid)).toMatchObject({ details: { requestedOrganizationId: other.organizationId } });
-      // Nothing about it lands in the other organization's log.
-      expect(JSON.stringify(await allEvents(t, '/v1/audit-events', otherReader.secret!))).not.toContain(rid);
+      expect(events.find((e) => e.requestId === rid)).toMatchObject({ organizationId: org.organizationId, details: { requestedOrganizationId: other.organizationId } });
+      // The probed organization's owners see who knocked (SPEC §2's attempt, from their side).
+      const probed = (await allEvents(t, '/v1/audit-events', otherReader.secret!, { action: 'auth.organization_mismatch' })).filter((e) => e.requestId === rid);
+      expect(probed).toEqual([
+        expect.objectContaining({ actor: { type: 'api_key', id: org.keyId }, organizationId: other.organizationId, outcome: 'denied', details: expect.objectContaining({ keyOrganizationId: org.organizationId, probed: true }) }),
+      ]);
+      // The caller learns nothing: an organization that does not exist gets the same answer, and no record.
+      const ghost = 'org_' + 'Z'.repeat(22);
+      const unknown = await t.request('GET', `/v1/organizations/${ghost}/api-keys`, { token: org.token });
+      expectProblem(unknown, 403, 'organization_mismatch');
+      expect(unknown.body.detail).toBe(refused.body.detail);
+      expect(await t.db.query("SELECT 1 FROM audit_events WHERE organization_id = $1", [ghost])).toHaveLength(0);
     });
 
     it('a route naming an organization id with a NUL byte is still audited', async () => {
       const org = await createOrgWithKey(t, ['api_key:read', 'audit:read']);
-      const rid = requestId('mismatch-nul');
-      expectProblem(await t.request('GET', '/v1/organizations/org_%00evil/api-keys', { token: org.token, headers: { 'x-request-id': rid } }), 403, 'organization_mismatch');
+      const refused = await t.request('GET', '/v1/organizations/org_%00evil/api-keys', { token: org.token });
+      expectProblem(refused, 403, 'organization_mismatch');
       const events = await orgEvents(t, org, { action: 'auth.organization_mismatch' });
-      expect(events.map((e) => e.requestId)).toContain(rid);
+      expect(events.map((e) => e.requestId)).toContain(refused.body.requestId);
     });
 
     it('a burst of invalid API keys from one address records auth.invalid_api_key', async () => {

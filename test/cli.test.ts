@@ -197,7 +197,7 @@ describe('paygate CLI over the HTTP API', () => {
       expect(text).toMatch(new RegExp(`user +${admin.id} ${admin.email}`));
       expect(text).toMatch(/global admin +yes/);
       expect(text).toMatch(/credential +saved session/);
-      expect(expectFailure(wrong, 1)).toMatch(/^paygate: invalid_session: The email or password is wrong \(request cli-/);
+      expect(expectFailure(wrong, 1)).toMatch(/^paygate: invalid_session: The email or password is wrong \(request req_/);
       // A failed login keeps the saved session.
       expectStatus(await server.request('GET', '/v1/auth/whoami', { token }), 200);
     } finally {
@@ -296,7 +296,7 @@ describe('paygate CLI over the HTTP API', () => {
 
     expect(expectFailure(await cli('key', 'delete', id, '--org', org), 2)).toMatch(/pass --yes/);
     expect(expectJson(await cli('key', 'delete', id, '--org', org, '--yes'))).toEqual({ id, object: 'api_key', deleted: true });
-    expect(expectFailure(await cli('key', 'get', id, '--org', org), 1)).toMatch(/^paygate: not_found: No such API key \(request cli-[0-9a-f]+-1\)$/);
+    expect(expectFailure(await cli('key', 'get', id, '--org', org), 1)).toMatch(/^paygate: not_found: No such API key \(request req_[0-9A-Za-z_-]+\)$/);
   });
 
   it('an organization key in PAYGATE_TOKEN acts in its own organization without --org, and cannot grant scopes it lacks', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -452,7 +452,7 @@ describe('paygate CLI over the HTTP API', () => {
       cli('--version'),
       cli('key', 'create', '--help'),
     ]);
-    expect(expectFailure(refused, 1)).toMatch(/^paygate: not_found: No such organization \(request cli-[0-9a-f]+-1\)$/);
+    expect(expectFailure(refused, 1)).toMatch(/^paygate: not_found: No such organization \(request req_[0-9A-Za-z_-]+\)$/);
     expect(expectFailure(unreachable, 3)).toMatch(new RegExp(`^paygate: cannot reach http://127\\.0\\.0\\.1:${closedPort}: .*ECONNREFUSED`));
     expect(expectFailure(badUrl, 2)).toMatch(/--url: "not a url" is not a URL/);
     // PAYGATE_TOKEN wins over the saved session.
@@ -579,27 +579,65 @@ describe('paygate bootstrap commands (on the database)', () => {
     expect(signedIn.body.user.id).toBe(result.id);
   });
 
-  it('admin create refuses an existing email and changes nothing; --reset-password sets the new password and ends that user\'s sessions', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it("admin create refuses an existing email and changes nothing; --reset-password alone never makes an ordinary member a global admin; --global-admin does, audited", { timeout: TEST_TIMEOUT_MS }, async () => {
     const user = await createUser(server, { globalAdmin: false });
     const before = await login(server, user.email, user.password);
     const next = `reset-${randomBytes(8).toString('hex')}`;
+    const isGlobalAdmin = async () => (await server.db.query<{ is_global_admin: boolean }>('SELECT is_global_admin FROM users WHERE id = $1', [user.id]))[0]!.is_global_admin;
+    const auditOf = async (action: string) =>
+      server.db.query<{ actor_type: string; details: Record<string, unknown> }>("SELECT actor_type, details FROM audit_events WHERE action = $1 AND target->>'id' = $2 ORDER BY seq", [action, user.id]);
 
     const [refused, short] = await Promise.all([
       runCli(['admin', 'create', '--email', user.email.toUpperCase(), '--password-stdin'], { env, input: `${next}\n` }),
       cli('admin', 'create', '--email', uniqueEmail('short'), '--password', 'short'),
     ]);
-    expect(expectFailure(refused, 1)).toMatch(new RegExp(`^paygate: conflict: ${user.email} already has an account \\(${user.id}\\); nothing was changed\\..*--reset-password`));
+    expect(expectFailure(refused, 1)).toMatch(new RegExp(`^paygate: conflict: ${user.email} already has an account \\(${user.id}\\), which is not a global admin; nothing was changed\\..*--global-admin`));
     expect(expectFailure(short, 1)).toMatch(/validation_error.*password.*at least 10/);
+
+    // --reset-password alone on an ordinary member: refused, nothing changed (it used to promote too).
+    const resetOnly = await runCli(['admin', 'create', '--email', user.email, '--password-stdin', '--reset-password'], { env, input: `${next}\n` });
+    expect(expectFailure(resetOnly, 1)).toMatch(/conflict: .*not a global admin; nothing was changed.*--global-admin/);
+    expect(await isGlobalAdmin()).toBe(false);
     expectStatus(await server.request('GET', '/v1/auth/whoami', { token: before.token }), 200);
     expectStatus(await server.request('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } }), 200);
+    expect(await auditOf('user.global_admin_granted')).toHaveLength(0);
 
-    const reset = await runCli(['admin', 'create', '--email', user.email, '--password-stdin', '--reset-password'], { env, input: `${next}\n` });
-    expect(expectJson(reset)).toMatchObject({ id: user.id, isGlobalAdmin: true, created: false, passwordReset: true });
+    // --global-admin promotes it, and --reset-password with it sets the new password and ends its sessions.
+    const reset = await runCli(['admin', 'create', '--email', user.email, '--password-stdin', '--reset-password', '--global-admin'], { env, input: `${next}\n` });
+    expect(expectJson(reset)).toMatchObject({ id: user.id, isGlobalAdmin: true, created: false, promoted: true, passwordReset: true });
     expect(reset.json.password).toBeUndefined();
     expect(reset.stdout).not.toContain(next);
     expectProblem(await server.request('GET', '/v1/auth/whoami', { token: before.token }), 401, 'invalid_session');
     expectProblem(await server.request('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } }), 401, 'invalid_session');
     expectStatus(await server.request('POST', '/v1/auth/login', { body: { email: user.email, password: next } }), 200);
+    expect(await auditOf('user.global_admin_granted')).toEqual([expect.objectContaining({ actor_type: 'system', details: { email: user.email, created: false } })]);
+    expect(await auditOf('password_reset.completed')).toEqual([
+      expect.objectContaining({ actor_type: 'system', details: expect.objectContaining({ sessionsEnded: expect.any(Number), by: 'admin create --reset-password' }) }),
+    ]);
+
+    // Now a global admin: --reset-password alone sets a new password (generated, shown once), audited again.
+    const again = await cli('admin', 'create', '--email', user.email, '--reset-password');
+    expect(expectJson(again)).toMatchObject({ id: user.id, promoted: false, passwordReset: true });
+    expectStatus(await server.request('POST', '/v1/auth/login', { body: { email: user.email, password: again.json.password } }), 200);
+    expect(await auditOf('password_reset.completed')).toHaveLength(2);
+    expect(await auditOf('user.global_admin_granted')).toHaveLength(1);
+  });
+
+  it('admin create --global-admin makes an ordinary member a global admin and keeps its password; a new global admin is audited', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const user = await createUser(server, { globalAdmin: false });
+    const promoted = await cli('admin', 'create', '--email', user.email, '--global-admin');
+    expect(expectJson(promoted)).toMatchObject({ id: user.id, isGlobalAdmin: true, promoted: true, passwordReset: false });
+    expect(promoted.json.password).toBeUndefined();
+    const session = await login(server, user.email, user.password);
+    expectStatus(await server.request('GET', '/v1/system/settings', { token: session.token }), 200);
+
+    const email = uniqueEmail('granted');
+    const created = await cli('admin', 'create', '--email', email);
+    const rows = await server.db.query<{ target: { id: string }; details: Record<string, unknown> }>(
+      "SELECT target, details FROM audit_events WHERE action = 'user.global_admin_granted' AND target->>'id' = ANY($1) ORDER BY seq",
+      [[user.id, expectJson(created).id]],
+    );
+    expect(rows.map((r) => r.details)).toEqual([{ email: user.email, created: false }, { email, created: true }]);
   });
 
   it('a configuration error of a bootstrap command exits 2 with one line naming the variable', { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -352,10 +352,17 @@ describe('imports', () => {
   it('the upload is stored with the job and audited, so any node can run it', async () => {
     const org = await createOrgWithKey(t, SCOPES);
     const csv = 'name,email\r\nAda,ada@example.com\r\n';
-    const started = await startImport(t, org.token, csv);
-    expectStatus(started, 202);
-    const chunks = await t.db.query<{ data: Buffer }>("SELECT data FROM data_io_chunks WHERE job_id = $1 AND part = 'input' ORDER BY seq", [started.body.id]);
-    expect(Buffer.concat(chunks.map((c) => c.data)).toString()).toBe(csv);
+    // This node's worker waits, so the stored upload can be seen before it runs (and is deleted).
+    await t.services.payments.dataIo.stop();
+    let started;
+    try {
+      started = await startImport(t, org.token, csv);
+      expectStatus(started, 202);
+      const chunks = await t.db.query<{ data: Buffer }>("SELECT data FROM data_io_chunks WHERE job_id = $1 AND part = 'input' ORDER BY seq", [started.body.id]);
+      expect(Buffer.concat(chunks.map((c) => c.data)).toString()).toBe(csv);
+    } finally {
+      t.services.payments.dataIo.start();
+    }
     const [event] = await t.db.query<{ target: unknown; details: unknown }>(
       "SELECT target, details FROM audit_events WHERE organization_id = $1 AND action = 'data_io.import_started'",
       [org.organizationId],
@@ -558,6 +565,78 @@ describe('slow uploads', () => {
       );
     }
     expectStatus(await startImport(t, org.token, 'name\r\nAda\r\n'), 202);
+  });
+});
+
+describe('stored files', () => {
+  const storage = () => t.services.payments.dataIo.storage;
+  const stored = async (jobId: string, part: 'input' | 'output') =>
+    (await t.db.query('SELECT 1 FROM data_io_chunks WHERE job_id = $1 AND part = $2', [jobId, part])).length;
+
+  it("an import's uploaded file is deleted once the import completed, and once it failed", async () => {
+    const org = await createOrgWithKey(t, SCOPES);
+    const good = await startImport(t, org.token, 'name\r\nAda\r\n');
+    expectStatus(good, 202);
+    expect(await waitForJob(t, org.token, good.body.id)).toMatchObject({ status: 'completed', rowCount: 1 });
+    expect(await stored(good.body.id, 'input')).toBe(0);
+    const bad = await startImport(t, org.token, 'name,nope\r\nAda,x\r\n');
+    expectStatus(bad, 202);
+    expect(await waitForJob(t, org.token, bad.body.id)).toMatchObject({ status: 'failed' });
+    expect(await stored(bad.body.id, 'input')).toBe(0);
+  });
+
+  it("an export's file expires 7 days after it completed: its download is 404 saying so, and the purge deletes it", async () => {
+    const org = await createOrgWithKey(t, SCOPES);
+    await insertClients(org.organizationId, 3);
+    const { job } = await exportAndDownload(org, 'clients', 'csv');
+    // Six days and 23 hours on: still there.
+    await t.db.query("UPDATE data_io_jobs SET completed_at = now() - interval '6 days 23 hours' WHERE id = $1", [job.id]);
+    await t.services.payments.dataIo.purgeExpiredFiles();
+    expectStatus(await t.request('GET', `/v1/data-io/jobs/${job.id}/download`, { token: org.token }), 200);
+    // Past seven days: 404 with a detail that says why, before and after the purge.
+    await t.db.query("UPDATE data_io_jobs SET completed_at = now() - interval '7 days 1 minute' WHERE id = $1", [job.id]);
+    const expired = await t.request('GET', `/v1/data-io/jobs/${job.id}/download`, { token: org.token });
+    expectProblem(expired, 404, 'not_found');
+    expect(expired.body.detail).toMatch(/expired .*7 days after the export completed; start a new export/);
+    expect(expired.body.expiredAt).toEqual(expect.any(String));
+    expect(await stored(job.id, 'output')).toBeGreaterThan(0);
+    await t.services.payments.dataIo.purgeExpiredFiles();
+    expect(await stored(job.id, 'output')).toBe(0);
+    expectProblem(await t.request('GET', `/v1/data-io/jobs/${job.id}/download`, { token: org.token }), 404, 'not_found');
+    // The job itself stays, as its record.
+    expectStatus(await t.request('GET', `/v1/data-io/jobs/${job.id}`, { token: org.token }), 200);
+  });
+
+  it("an organization's stored files are bounded by its quota: new jobs are 429, an export that would pass it fails, other organizations go on", async () => {
+    const org = await createOrgWithKey(t, SCOPES);
+    const other = await createOrgWithKey(t, SCOPES);
+    await insertClients(org.organizationId, 2_000);
+    await insertClients(other.organizationId, 10);
+    const saved = storage().quotaBytes;
+    try {
+      // A quota smaller than the 2,000-client export: it fails, and keeps no file.
+      storage().quotaBytes = 64 * 1024;
+      const tooBig = await startExport(t, org.token, 'clients', 'json');
+      expectStatus(tooBig, 202);
+      const failed = await waitForJob(t, org.token, tooBig.body.id);
+      expect(failed).toMatchObject({ status: 'failed', errors: [{ message: expect.stringMatching(/quota of stored data I\/O files/) }] });
+      expect(await stored(tooBig.body.id, 'output')).toBe(0);
+      // Files that fill the quota: then starting an export or an import is 429, and nothing is stored.
+      const small = await startExport(t, other.token, 'clients', 'csv');
+      expect(await waitForJob(t, other.token, small.body.id)).toMatchObject({ status: 'completed' });
+      const [{ bytes }] = (await t.db.query<{ bytes: number }>("SELECT octet_length(data) AS bytes FROM data_io_chunks WHERE job_id = $1", [small.body.id])) as [{ bytes: number }];
+      storage().quotaBytes = bytes;
+      const refusedExport = await startExport(t, other.token, 'clients', 'csv');
+      expectProblem(refusedExport, 429, 'rate_limited');
+      expect(refusedExport.body.detail).toMatch(/quota/);
+      expect(Number(refusedExport.headers.get('retry-after'))).toBeGreaterThan(0);
+      expectProblem(await startImport(t, other.token, 'name\r\nAda\r\n'), 429, 'rate_limited');
+      // Another organization is not affected.
+      const fresh = await createOrgWithKey(t, SCOPES);
+      expectStatus(await startImport(t, fresh.token, 'name\r\nAda\r\n'), 202);
+    } finally {
+      storage().quotaBytes = saved;
+    }
   });
 });
 

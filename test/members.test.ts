@@ -366,14 +366,20 @@ describe('members', () => {
     expect(list.body.data.map((m: { id?: string }) => m.id)).not.toContain(added.body.id);
   });
 
-  it('one address gets at most five invitations an hour, from every organization together; an organization sends at most a hundred', async () => {
+  it('an organization sends one address at most five invitations an hour and cannot use up what others may send it; twenty an hour from everyone together; an organization sends at most a hundred', async () => {
     const target = email('bombed');
+    const invite = (owner: { organizationId: string; token: string }) =>
+      t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: target, role: 'viewer' } });
+    const a = await memberOf('owner');
     const statuses = [];
-    for (let i = 0; i < 6; i++) {
-      const owner = await memberOf('owner');
-      statuses.push((await t.request('POST', membersPath(owner.organizationId), { token: owner.token, body: { email: target, role: 'viewer' } })).status);
-    }
+    for (let i = 0; i < 6; i++) statuses.push((await invite(a)).status);
     expect(statuses).toEqual([201, 201, 201, 201, 201, 429]);
+    // A's resends do not stop B inviting the same address (they used to: the limit was the address's alone).
+    const b = await memberOf('owner');
+    expectStatus(await invite(b), 201);
+    // Everyone together: twenty an hour (A's five, B's one, fourteen more organizations), then 429.
+    for (let i = 0; i < 14; i++) expectStatus(await invite(await memberOf('owner')), 201);
+    expectProblem(await invite(await memberOf('owner')), 429, 'rate_limited');
 
     const owner = await memberOf('owner');
     const answers = await Promise.all(

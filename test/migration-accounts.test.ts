@@ -1,7 +1,8 @@
 /**
  * Migration 10 on data written by the versions before it: addresses are rewritten into the one
  * normal form (and the unique index is on it), and an unused set-password link of the old flow
- * becomes an invitation to its user's first organization that still works, once.
+ * becomes an invitation to its user's first organization that still works, once. Migration 13 ties
+ * each such invitation to its account: only it may set that account's password.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -69,5 +70,24 @@ describe('migration 10', () => {
       expect.objectContaining({ organization_id: org, email: 'invited@example.com', role: 'developer', accepted_at: null }),
     ]);
     expect(invitations[0]!.token_hash.equals(hash(token))).toBe(true);
+  });
+
+  it("migration 13 ties each converted link to its account, and no other organization's invitation", async () => {
+    const [invited] = await db.query<{ id: string }>("SELECT id FROM users WHERE email = 'invited@example.com'");
+    // An invitation another organization sent the address after migration 10.
+    const other = newId('organization');
+    await db.query("INSERT INTO organizations (id, name) VALUES ($1, 'Other Org')", [other]);
+    await db.query(
+      `INSERT INTO invitations (id, organization_id, email, role, token_hash, expires_at, created_by)
+       VALUES ($1, $2, 'invited@example.com', 'admin', $3, now() + interval '7 days', '{"type": "user", "id": "usr_x"}')`,
+      [newId('invitation'), other, createHash('sha256').update(randomBytes(8)).digest()],
+    );
+    await migrate(db, MIGRATIONS.filter((m) => m.id > 10));
+    const rows = await db.query<{ organization_id: string; sets_password_of: string | null }>(
+      "SELECT organization_id, sets_password_of FROM invitations WHERE email = 'invited@example.com' ORDER BY created_at",
+    );
+    expect(rows).toHaveLength(2);
+    expect(rows.find((r) => r.organization_id === other)!.sets_password_of).toBeNull();
+    expect(rows.find((r) => r.organization_id !== other)!.sets_password_of).toBe(invited!.id);
   });
 });

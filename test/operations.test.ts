@@ -3,6 +3,7 @@
  * logs without secrets, health probes, Prometheus metrics and the OpenAPI document.
  */
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createOrgKey,
@@ -16,6 +17,7 @@ import {
   type OrgWithKey,
   type TestApp,
 } from './harness.js';
+import { buildServer } from '../src/http/server.js';
 
 /** A problem+json error (RFC 9457) with every member SPEC §8 names, and the request id it was sent with. */
 function expectFullProblem(result: HttpResult, status: number, code: string): void {
@@ -177,6 +179,39 @@ describe('operations', () => {
       expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
       expect(Number(retryAfter)).toBeLessThanOrEqual(60);
     });
+
+    it('a key with a rate limit says where it stands in RateLimit-Limit, -Remaining and -Reset on every answer, the 429 included', async () => {
+      const created = await t.request('POST', '/v1/api-keys', { token: org.token, body: { name: 'counted', scopes: ['organization:read'], rateLimit: { requests: 3, windowSeconds: 60 } } });
+      expectStatus(created, 201);
+      const token: string = created.body.secret;
+      const standing = (r: HttpResult) => ({
+        limit: r.headers.get('ratelimit-limit'),
+        remaining: r.headers.get('ratelimit-remaining'),
+        reset: Number(r.headers.get('ratelimit-reset')),
+      });
+
+      const first = await t.request('GET', '/v1/auth/whoami', { token });
+      expectStatus(first, 200);
+      expect(standing(first)).toMatchObject({ limit: '3', remaining: '2' });
+      expect(standing(first).reset).toBeGreaterThanOrEqual(1);
+      expect(standing(first).reset).toBeLessThanOrEqual(60);
+      // A refusal after the key was counted (here: a scope it lacks) still says what is left.
+      const refused = await t.request('GET', '/v1/api-keys', { token });
+      expectFullProblem(refused, 403, 'insufficient_scope');
+      expect(standing(refused)).toMatchObject({ limit: '3', remaining: '1' });
+      expect(standing(await t.request('GET', '/v1/auth/whoami', { token }))).toMatchObject({ limit: '3', remaining: '0' });
+
+      const limited = await t.request('GET', '/v1/auth/whoami', { token });
+      expectFullProblem(limited, 429, 'rate_limited');
+      expect(standing(limited)).toMatchObject({ limit: '3', remaining: '0' });
+      expect(String(standing(limited).reset)).toBe(limited.headers.get('retry-after'));
+    });
+
+    it('a key without a rate limit sends no RateLimit-* headers', async () => {
+      const r = await t.request('GET', '/v1/auth/whoami', { token: org.token });
+      expectStatus(r, 200);
+      expect([...r.headers.keys()].filter((name) => name.startsWith('ratelimit'))).toEqual([]);
+    });
   });
 
   describe('logs', () => {
@@ -228,6 +263,22 @@ describe('operations', () => {
       const r = await t.request('GET', '/readyz');
       expectStatus(r, 200);
       expect(r.body).toEqual({ status: 'ready', checks: { database: true, invalidationChannel: true } });
+    });
+
+    it('/readyz answers 503 "starting" while the process has not finished starting (its first admin not yet created)', async () => {
+      let started = false;
+      const app = await buildServer(t.services, { logStream: new Writable({ write: (_chunk, _encoding, done) => done() }), readiness: () => started });
+      try {
+        const starting = await app.inject({ method: 'GET', url: '/readyz' });
+        expect(starting.statusCode, starting.body).toBe(503);
+        expect(starting.json()).toMatchObject({ status: 'not_ready', checks: { database: true }, starting: true });
+        started = true;
+        const after = (await app.inject({ method: 'GET', url: '/readyz' })).json();
+        expect(after).not.toHaveProperty('starting');
+        expect(after).toHaveProperty('checks.database', true);
+      } finally {
+        await app.close();
+      }
     });
 
     it('/metrics exposes request counts, verification outcomes and the key cache hit ratio', async () => {

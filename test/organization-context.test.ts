@@ -13,8 +13,9 @@ describe('organization context', () => {
   });
   afterAll(async () => t?.close());
 
-  const mismatchEvents = async (keyId: string) =>
-    (await t.db.query("SELECT * FROM audit_events WHERE action = 'auth.organization_mismatch' AND actor_id = $1", [keyId])).length;
+  /** Mismatch events of a key, in its own organization (the probed organization records one too). */
+  const mismatchEvents = async (keyId: string, organizationId = a.organizationId) =>
+    (await t.db.query("SELECT * FROM audit_events WHERE action = 'auth.organization_mismatch' AND actor_id = $1 AND organization_id = $2", [keyId, organizationId])).length;
 
   it("an organization key acts in its own organization without X-Organization-ID", async () => {
     const result = await t.request('GET', '/v1/organization', { token: a.token });
@@ -34,11 +35,13 @@ describe('organization context', () => {
     expect(await mismatchEvents(a.keyId)).toBe(before + 1);
   });
 
-  it('a route {orgId} that differs from the key organization is 403 organization_mismatch and audited', async () => {
+  it('a route {orgId} that differs from the key organization is 403 organization_mismatch and audited, in both organizations', async () => {
     const before = await mismatchEvents(a.keyId);
+    const probedBefore = await mismatchEvents(a.keyId, b.organizationId);
     const result = await t.request('GET', `/v1/organizations/${b.organizationId}/api-keys`, { token: a.token });
     expectProblem(result, 403, 'organization_mismatch');
     expect(await mismatchEvents(a.keyId)).toBe(before + 1);
+    expect(await mismatchEvents(a.keyId, b.organizationId)).toBe(probedBefore + 1);
     const write = await t.request('POST', `/v1/organizations/${b.organizationId}/api-keys`, { token: a.token, body: { name: 'x', scopes: [] } });
     expectProblem(write, 403, 'organization_mismatch');
     const [row] = await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys WHERE organization_id = $1', [b.organizationId]);

@@ -149,13 +149,40 @@ describe('password reset', () => {
     await login(t, user.email, 'brand-new-password-1');
   });
 
-  it('an account is mailed at most three links an hour, and the answer stays 202', async () => {
+  it('an account is mailed at most three links an hour per source and ten from all sources together; the answer stays 202', async () => {
     const user = await createUser(t);
+    const one = client();
     const answers = [];
-    for (let i = 0; i < 5; i++) answers.push((await requestReset(user.email)).status);
+    for (let i = 0; i < 5; i++) answers.push((await requestReset(user.email, one)).status);
     expect(answers).toEqual([202, 202, 202, 202, 202]);
-    await t.services.mailer!.idle();
     expect(mail.to(user.email)).toHaveLength(3);
+    // Other sources still get theirs (one source cannot use up the account's mail), up to ten in all.
+    for (let i = 0; i < 8; i++) expectStatus(await requestReset(user.email), 202);
+    expect(mail.to(user.email)).toHaveLength(10);
+  });
+
+  it("strangers' requests cannot starve the owner's own: a source the account signed in from keeps its three links", async () => {
+    const user = await createUser(t);
+    const home = client();
+    expectStatus(await t.request('POST', '/v1/auth/login', { body: { email: user.email, password: user.password }, headers: home }), 200);
+    // Strangers from many sources use up the account's ten.
+    for (let i = 0; i < 12; i++) await requestReset(user.email);
+    expect(mail.to(user.email)).toHaveLength(10);
+    // The owner, from where they signed in, still gets a link.
+    expectStatus(await requestReset(user.email, home), 202);
+    expect(mail.to(user.email)).toHaveLength(11);
+  });
+
+  it('requests for unknown addresses are audited per source and minute: a flood writes two rows, with the count and the addresses asked for', async () => {
+    const source = client();
+    const asked = Array.from({ length: 12 }, (_, i) => `flood-${i}-${randomBytes(3).toString('hex')}@example.com`);
+    for (const email of asked) expectStatus(await requestReset(email, source), 202);
+    await t.services.audit.bursts.flush(true);
+    const rows = await auditRows('password_reset.requested', "ip = $2 AND target IS NULL", [source['x-forwarded-for']]);
+    expect(rows).toEqual([
+      expect.objectContaining({ details: { email: asked[0], mailed: false } }),
+      expect.objectContaining({ details: expect.objectContaining({ attempts: 11, aggregated: true, emails: asked.slice(1) }) }),
+    ]);
   });
 
   it('one source address gets 429 rate_limited after twenty requests an hour, whatever the addresses it asks for', async () => {

@@ -279,7 +279,7 @@ describe('recurring schedules', () => {
     expect(row!.status).toBe('paused');
     // Even a run that reaches the schedule (it was picked just before the deletion) bills nothing.
     await t.db.query("UPDATE recurring_schedules SET status = 'active' WHERE id = $1", [created.body.id]);
-    await expect(t.services.payments.recurring.run(t.db, gone.organizationId, created.body.id)).rejects.toMatchObject({ code: 'not_found' });
+    await expect(t.services.work.run((tx) => t.services.payments.recurring.run(tx, gone.organizationId, created.body.id))).rejects.toMatchObject({ code: 'not_found' });
     expect(await issued(t.db, created.body.id)).toEqual([]);
   });
 

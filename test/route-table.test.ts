@@ -90,6 +90,21 @@ const EXTRA_ROUTES: Array<{ method: string; url: string; auth: AuthRequirement; 
     auth: { kind: 'organization', scope: 'invoice:update' } as AuthRequirement,
     why: 'withdraws an open invoice (only drafts can be deleted)',
   })),
+  // SPEC §16's webhook routes: §3 names the `webhook` resource, its table has no rows for them;
+  // the scopes go by verb (docs/scopes.md).
+  ...([
+    ['GET', '/webhook-endpoints', 'webhook:read', 'lists webhook endpoints (SPEC §16)'],
+    ['POST', '/webhook-endpoints', 'webhook:create', 'creates a webhook endpoint (SPEC §16)'],
+    ['GET', '/webhook-endpoints/:id', 'webhook:read', 'gets a webhook endpoint (SPEC §16)'],
+    ['PATCH', '/webhook-endpoints/:id', 'webhook:update', 'changes a webhook endpoint (SPEC §16)'],
+    ['DELETE', '/webhook-endpoints/:id', 'webhook:delete', 'deletes a webhook endpoint (SPEC §16)'],
+    ['POST', '/webhook-endpoints/:id/rotate-secret', 'webhook:update', "rotates an endpoint's signing secret (SPEC §16)"],
+    ['GET', '/webhook-endpoints/:id/deliveries', 'webhook:read', "lists an endpoint's deliveries (SPEC §16)"],
+    ['POST', '/webhook-endpoints/:id/deliveries/:deliveryId/retry', 'webhook:execute', 'attempts a delivery again (SPEC §16)'],
+    ['POST', '/webhook-endpoints/:id/test', 'webhook:execute', 'sends a test event (SPEC §16)'],
+  ] as const).flatMap(([method, path, scope, why]) =>
+    [`/v1${path}`, `/v1/organizations/:orgId${path}`].map((url) => ({ method, url, auth: { kind: 'organization', scope } as AuthRequirement, why })),
+  ),
 ];
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

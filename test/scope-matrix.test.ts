@@ -50,6 +50,17 @@ const ROUTES: ReadonlyArray<readonly [string, string, string]> = [
   ['POST', '/api-keys/{key}/revoke', 'api_key:delete'],
   ['DELETE', '/api-keys/{key}', 'api_key:delete'],
   ['GET', '/audit-events', 'audit:read'],
+  // SPEC §16 (scopes by verb: docs/scopes.md; SPEC §3's table has no rows for them).
+  ['GET', '/webhook-endpoints', 'webhook:read'],
+  ['GET', '/webhook-endpoints/{webhook}', 'webhook:read'],
+  ['POST', '/webhook-endpoints', 'webhook:create'],
+  ['PATCH', '/webhook-endpoints/{webhook}', 'webhook:update'],
+  ['POST', '/webhook-endpoints/{webhook}/rotate-secret', 'webhook:update'],
+  ['GET', '/webhook-endpoints/{webhook}/deliveries', 'webhook:read'],
+  ['POST', '/webhook-endpoints/{webhook}/deliveries/{delivery}/retry', 'webhook:execute'],
+  ['POST', '/webhook-endpoints/{webhook}/test', 'webhook:execute'],
+  // Last: the routes above still find the endpoint.
+  ['DELETE', '/webhook-endpoints/{webhook}', 'webhook:delete'],
 ];
 
 /** A harmless valid body where a route needs one, so "let through" is not confused with a 400. */
@@ -70,6 +81,9 @@ function bodyFor(method: string, path: string, objects: Record<string, string>):
     'PATCH /organization': { name: 'Matrix org' },
     'POST /api-keys': { name: 'matrix', scopes: [] },
     'PATCH /api-keys/{key}': { name: 'renamed' },
+    // A public address (documentation range): the SSRF guard lets it through, and nothing listens there.
+    'POST /webhook-endpoints': { url: 'https://203.0.113.10/hooks', events: ['*'] },
+    'PATCH /webhook-endpoints/{webhook}': { description: 'renamed' },
   };
   return bodies[`${method} ${path}`] ?? {};
 }
@@ -97,6 +111,8 @@ describe('SPEC §3 scope matrix (organization routes)', () => {
     into.job = (await api('POST', '/data-io/exports', { resource: 'clients', format: 'json' })).id;
     // A key with no scopes: changing it is no escalation for any caller (that rule has its own tests).
     into.key = (await createOrgKey(t, org.organizationId, [])).id;
+    into.webhook = (await api('POST', '/webhook-endpoints', { url: 'https://203.0.113.10/hooks', events: ['*'] })).id;
+    into.delivery = (await api('POST', `/webhook-endpoints/${into.webhook}/test`)).id;
   }
 
   beforeAll(async () => {
@@ -140,7 +156,7 @@ describe('SPEC §3 scope matrix (organization routes)', () => {
 
   it('every object kind was seeded in both organizations', () => {
     for (const ids of Object.values(objects)) {
-      expect(Object.keys(ids).sort()).toEqual(['checkout', 'client', 'invoice', 'job', 'key', 'schedule', 'transaction']);
+      expect(Object.keys(ids).sort()).toEqual(['checkout', 'client', 'delivery', 'invoice', 'job', 'key', 'schedule', 'transaction', 'webhook']);
       for (const id of Object.values(ids)) expect(typeof id).toBe('string');
     }
   });

@@ -151,7 +151,7 @@ describe('login', () => {
 
   it('an address is stored and matched in one normal form: trimmed, lower-cased, NFC', async () => {
     const decomposed = `Jose\u0301-${randomBytes(3).toString('hex')}@Example.COM`;
-    const user = await t.services.users.createGlobalAdmin(` ${decomposed} `, 'normal-form-password-1');
+    const { user } = await t.services.users.createGlobalAdmin(` ${decomposed} `, 'normal-form-password-1');
     expect(user.email).toBe(decomposed.normalize('NFC').toLowerCase());
     for (const typed of [decomposed, decomposed.normalize('NFC'), decomposed.toUpperCase(), `\t${decomposed.toLowerCase()} `]) {
       const result = await t.request('POST', '/v1/auth/login', { body: { email: typed, password: 'normal-form-password-1' } });

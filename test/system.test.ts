@@ -360,8 +360,10 @@ describe('system API keys', () => {
     expectStatus(await t.request('DELETE', `/v1/system/api-keys/${id}`, { token: admin.token }), 204);
     expectProblem(await t.request('GET', `/v1/system/api-keys/${id}`, { token: admin.token }), 404, 'not_found');
 
-    const rows = await auditRows("target->>'id' = $1", [id]);
+    const rows = await auditRows("target->>'id' = $1 AND outcome = 'success'", [id]);
     expect(rows.map((r) => r.action)).toEqual(['system_key.created', 'system_key.updated', 'system_key.rotated', 'system_key.revoked', 'system_key.deleted']);
+    // The revoked secret's use is recorded as a refusal of that key.
+    expect((await auditRows("target->>'id' = $1 AND outcome = 'denied'", [id])).map((r) => r.action)).toEqual(['auth.api_key_refused']);
     expect(rows.every((r) => r.actor_type === 'user' && r.actor_id === admin.userId && r.organization_id === null)).toBe(true);
   });
 

@@ -31,11 +31,23 @@ export const AUDIT_ACTIONS = [
   'data_io.export_started',
   'data_io.import_started',
   'audit.read',
+  // Webhook endpoints (SPEC §16); an endpoint disabled after 3 days of failed deliveries is
+  // `webhook_endpoint.updated` by the system actor. The signing secret is never in an event.
+  'webhook_endpoint.created',
+  'webhook_endpoint.updated',
+  'webhook_endpoint.deleted',
+  'webhook_endpoint.secret_rotated',
   // A global admin's request inside an organization (SPEC §3, §15): method, route, organization.
   'admin.accessed',
   'auth.invalid_api_key',
   'auth.insufficient_scope',
   'auth.organization_mismatch',
+  // Beyond SPEC §9's list (docs/security.md, "What is audited"): a key whose secret matched but which
+  // is revoked, expired or used from outside its allowlist; a cookie session's request without its
+  // CSRF token; a global admin made or promoted.
+  'auth.api_key_refused',
+  'auth.csrf_failed',
+  'user.global_admin_granted',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -37,9 +37,28 @@ function storable<T>(value: T): T {
 
 const COLUMNS = ['id', 'at', 'action', 'actor_type', 'actor_id', 'organization_id', 'target', 'ip', 'request_id', 'outcome', 'details', 'prev_hash', 'hash'];
 
+/** Requests in flight whose caller sent an X-Request-Id of its own; bounded however requests end. */
+const MAX_CLIENT_REQUEST_IDS = 10_000;
+
 export class AuditChain {
+  /** Paygate's request id -> the caller's own X-Request-Id, while the request is in flight. */
+  private readonly clientRequestIds = new Map<string, string>();
+
   /** @param key the chain's HMAC key, derived from the pepper: every node of a deployment has the same. */
   constructor(private readonly key: Buffer) {}
+
+  /**
+   * While request `requestId` is in flight, its events carry the caller's own id as
+   * `details.clientRequestId` (the event's `requestId` is always Paygate's: src/http/server.ts).
+   */
+  noteClientRequestId(requestId: string, clientRequestId: string): void {
+    if (this.clientRequestIds.size >= MAX_CLIENT_REQUEST_IDS) this.clientRequestIds.delete(this.clientRequestIds.keys().next().value!);
+    this.clientRequestIds.set(requestId, clientRequestId);
+  }
+
+  forgetClientRequestId(requestId: string): void {
+    this.clientRequestIds.delete(requestId);
+  }
 
   hash(prevHash: string, event: AuditEvent): string {
     const { object: _object, ...fields } = event;
@@ -61,6 +80,7 @@ export class AuditChain {
     const params: unknown[] = [];
     const rows: string[] = [];
     for (const input of inputs) {
+      const clientRequestId = input.requestId == null ? undefined : this.clientRequestIds.get(input.requestId);
       const event: AuditEvent = {
         id: newId('event'),
         object: 'audit_event',
@@ -72,7 +92,7 @@ export class AuditChain {
         ip: input.ip == null ? null : text(input.ip),
         requestId: input.requestId == null ? null : text(input.requestId),
         outcome: input.outcome ?? 'success',
-        details: storable(input.details ?? {}),
+        details: storable(clientRequestId === undefined ? (input.details ?? {}) : { ...input.details, clientRequestId }),
       };
       const hash = this.hash(prev, event);
       const values = [

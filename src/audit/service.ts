@@ -10,6 +10,8 @@ import { AUDIT_ACTIONS, type AuditAction, type AuditEvent, type AuditInput, type
 import type { AuditChain } from './record.js';
 import { GENESIS_HASH, findCheckpoint, latestCheckpoint, type AuditCheckpointService } from './checkpoints.js';
 import type { RequestContext } from '../auth/context.js';
+import { addressBucket } from '../auth/throttle.js';
+import { AuditBursts } from './bursts.js';
 
 export interface AuditFilter {
   organizationId?: string | null;
@@ -82,12 +84,47 @@ export interface CheckpointCheck {
 const ACTIONS = new Set<string>(AUDIT_ACTIONS);
 
 export class AuditService {
-  /** invalid_api_key refusals per source address, aggregated so a flood writes one row a minute. */
-  private invalidKeyBursts = new Map<string, { count: number; first: number; reported: number }>();
+  /**
+   * Events that a caller can repeat at any rate, aggregated per key and minute (audit/bursts.ts):
+   * invalid API keys per source, refusals per principal, audit reads per reader, password-reset
+   * requests for unknown addresses per source.
+   */
+  readonly bursts: AuditBursts;
 
   constructor(
-    private readonly deps: { db: Database; work: Work; chain: AuditChain; checkpoints: Pick<AuditCheckpointService, 'verifySignature'>; log: { error(obj: object, msg: string): void } },
-  ) {}
+    private readonly deps: {
+      db: Database;
+      work: Work;
+      chain: AuditChain;
+      checkpoints: Pick<AuditCheckpointService, 'verifySignature'>;
+      log: { error(obj: object, msg: string): void };
+      /** Options of the burst aggregator (tests shorten the window). */
+      bursts?: { windowMs?: number; tickMs?: number; maxTracked?: number; now?: () => number };
+    },
+  ) {
+    this.bursts = new AuditBursts({
+      ...deps.bursts,
+      write: async (inputs) => {
+        try {
+          await this.deps.work.run(async (tx) => {
+            for (const input of inputs) tx.audit(input);
+          });
+        } catch (error) {
+          this.deps.log.error({ err: error }, 'could not record aggregated audit events');
+        }
+      },
+    });
+  }
+
+  /** Starts the timer that writes ended burst windows. */
+  start(): void {
+    this.bursts.start();
+  }
+
+  /** Writes every pending burst count. */
+  async stop(): Promise<void> {
+    await this.bursts.stop();
+  }
 
   async list(ctx: RequestContext, filter: AuditFilter, scope: 'organization' | 'system') {
     const errors = [];
@@ -125,20 +162,15 @@ export class AuditService {
       `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
       params,
     );
-    // Reading the audit log is itself an audited action.
-    await this.deps.work.run(async (tx) =>
-      tx.audit({
-        action: 'audit.read',
-        actor: ctx.actor,
-        organizationId: scope === 'organization' ? (filter.organizationId ?? null) : null,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        details: {
-          scope,
-          filter: Object.fromEntries(Object.entries({ ...filter, organizationId: undefined }).filter(([, v]) => v !== undefined && v !== null)),
-        },
-      }),
-    );
+    // Reading the audit log is itself an audited action: the first read of each reader in a minute
+    // is written before the answer (a read that cannot be recorded fails); further reads in that
+    // minute are one event with their count and every distinct filter they used (SPEC §9; a
+    // follower polling every second must not write a row per poll under the chain lock).
+    const organizationId = scope === 'organization' ? (filter.organizationId ?? null) : null;
+    const used = Object.fromEntries(Object.entries({ ...filter, organizationId: undefined }).filter(([, v]) => v !== undefined && v !== null));
+    const input: AuditInput = { action: 'audit.read', actor: ctx.actor, organizationId, ip: ctx.ip, requestId: ctx.requestId, details: { scope, filter: used } };
+    const now = this.bursts.note(`audit.read|${ctx.actor.type}:${ctx.actor.id}|${scope}|${organizationId}`, input, { recordAt: 1, sample: { field: 'filters', value: used } });
+    if (now) await this.deps.work.run(async (tx) => tx.audit(now));
     return { object: 'list' as const, data: rows.slice(0, filter.limit).map(toEvent), hasMore: rows.length > filter.limit };
   }
 
@@ -215,32 +247,30 @@ export class AuditService {
   }
 
   /**
-   * Counts invalid_api_key refusals per source; the 5th within a minute is recorded, then at most one
-   * event per minute per source carrying the count since the last one. No request waits for it.
+   * A refusal that the same caller can repeat in a loop (SPEC §9 refusals, auth/plugin.ts): the first
+   * per `key` and minute is recorded before the answer, the rest of that minute in one event with
+   * their count and the samples seen (audit/bursts.ts). `key` names who was refused what, where.
    */
-  noteInvalidApiKey(ip: string, requestId: string, now = Date.now()): void {
-    let entry = this.invalidKeyBursts.get(ip);
-    if (!entry || now - entry.first > 60_000) {
-      if (entry && entry.count > entry.reported && entry.count >= 5) this.flushBurst(ip, entry, requestId);
-      entry = { count: 0, first: now, reported: 0 };
-      this.invalidKeyBursts.delete(ip);
-      this.invalidKeyBursts.set(ip, entry);
-      if (this.invalidKeyBursts.size > 10_000) this.invalidKeyBursts.delete(this.invalidKeyBursts.keys().next().value!);
-    }
-    entry.count++;
-    if (entry.count === 5) this.flushBurst(ip, entry, requestId);
+  async noteRefusal(key: string, input: AuditInput, sample?: { field: string; value: unknown }): Promise<void> {
+    const now = this.bursts.note(`refusal|${key}`, { outcome: 'denied', ...input }, { recordAt: 1, ...(sample ? { sample } : {}) });
+    if (now) await this.recordRefusal(now);
   }
 
-  private flushBurst(ip: string, entry: { count: number; first: number; reported: number }, requestId: string): void {
-    const count = entry.count - entry.reported;
-    entry.reported = entry.count;
-    void this.recordRefusal({
-      action: 'auth.invalid_api_key',
-      actor: { type: 'api_key', id: null },
-      organizationId: null,
-      ip,
-      requestId,
-      details: { attempts: count, windowStartedAt: new Date(entry.first).toISOString() },
-    });
+  /**
+   * Counts invalid_api_key refusals per source (an IPv4 address, an IPv6 /64: the sign-in
+   * throttle's buckets); the 5th within a minute is recorded, then one event per source and minute
+   * carrying the count since the last one. No request waits for it.
+   */
+  noteInvalidApiKey(ip: string, requestId: string): void {
+    const source = addressBucket(ip);
+    const now = this.bursts.note(
+      `invalid_api_key|${source}`,
+      { action: 'auth.invalid_api_key', actor: { type: 'api_key', id: null }, organizationId: null, ip, requestId, outcome: 'denied', details: { source } },
+      { recordAt: INVALID_KEY_BURST },
+    );
+    if (now) void this.recordRefusal(now);
   }
 }
+
+/** Invalid API keys from one source within a minute before they are recorded: a mistyped key or two is no attack. */
+export const INVALID_KEY_BURST = 5;

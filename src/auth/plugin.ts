@@ -4,7 +4,7 @@
  * -> a global admin's access inside an organization is audited (SPEC §3, §15).
  * Runs before the body is parsed, so an unauthenticated request never costs a parse.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, validationError } from '../errors.js';
 import { sendProblem } from '../http/error-handler.js';
 import { ScopeSet } from '../scopes/check.js';
@@ -50,7 +50,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     const requirement = request.routeOptions.config.auth;
     if (!requirement || requirement.kind === 'public') return;
     try {
-      request.auth = await authorize(request, requirement, services);
+      request.auth = await authorize(request, reply, requirement, services);
     } catch (error) {
       // Refusals are answered here rather than through Fastify's error path: the common case under
       // attack (forged or malformed tokens) stays as cheap as possible.
@@ -71,7 +71,7 @@ function authorizationHeaders(request: FastifyRequest): number {
   return count;
 }
 
-async function authenticate(request: FastifyRequest, services: Services): Promise<Principal> {
+async function authenticate(request: FastifyRequest, reply: FastifyReply, services: Services): Promise<Principal> {
   const header = request.headers.authorization;
   if (header !== undefined) {
     if (authorizationHeaders(request) > 1) {
@@ -82,7 +82,7 @@ async function authenticate(request: FastifyRequest, services: Services): Promis
     const value = space === -1 ? '' : header.slice(space + 1).trim();
     // The scheme name is case-insensitive (RFC 7235); anything else malformed is invalid_api_key.
     if (scheme.toLowerCase() !== 'bearer' || value === '') throw new AppError('invalid_api_key', 'The Authorization header must be "Bearer <token>"');
-    if (value.startsWith('sk_')) return verifyKey(request, value, services);
+    if (value.startsWith('sk_')) return verifyKey(request, reply, value, services);
     if (looksLikeJwt(value)) {
       const session = await services.sessions.verify(value);
       if (!session) throw new AppError('invalid_session', 'The session token is invalid, expired or ended');
@@ -101,11 +101,35 @@ async function authenticate(request: FastifyRequest, services: Services): Promis
   throw new AppError('missing_credentials', 'Send an API key as "Authorization: Bearer sk_..." or sign in');
 }
 
-async function verifyKey(request: FastifyRequest, token: string, services: Services): Promise<Principal> {
+async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: string, services: Services): Promise<Principal> {
   const outcome = await services.verifier.verify(token, request.ip);
   services.metrics.countVerification(outcome.ok ? 'ok' : outcome.code);
+  // A key with a rate limit says where it stands on every answer, refusals after this point included
+  // (RateLimit-* as the IETF httpapi draft names them; Reset in seconds). Keys without one send none.
+  if (outcome.rateLimit) {
+    reply.header('RateLimit-Limit', outcome.rateLimit.limit);
+    reply.header('RateLimit-Remaining', outcome.rateLimit.remaining);
+    reply.header('RateLimit-Reset', outcome.rateLimit.resetSeconds);
+  }
   if (outcome.ok) return { type: 'api_key', key: outcome.key, scopes: outcome.scopes };
   if (outcome.code === 'invalid_api_key') services.audit.noteInvalidApiKey(request.ip, request.id);
+  // The secret matched, so someone holds a revoked or expired key, or uses one from outside its
+  // allowlist: worth a record, once per key, code and minute (audit/bursts.ts).
+  if (outcome.code === 'api_key_revoked' || outcome.code === 'api_key_expired' || outcome.code === 'ip_not_allowed') {
+    await services.audit.noteRefusal(
+      `api_key:${outcome.keyId}|${outcome.code}`,
+      {
+        action: 'auth.api_key_refused',
+        actor: { type: 'api_key', id: outcome.keyId ?? null },
+        organizationId: outcome.organizationId ?? null,
+        target: outcome.keyId ? { type: 'api_key', id: outcome.keyId } : null,
+        ip: request.ip,
+        requestId: request.id,
+        details: { code: outcome.code, ...where(request) },
+      },
+      { field: 'routes', value: `${request.method} ${request.routeOptions.url}` },
+    );
+  }
   if (outcome.code === 'rate_limited') {
     const retry = String(outcome.retryAfterSeconds ?? 1);
     throw new AppError('rate_limited', `This key's rate limit is exhausted; retry in ${retry} s`, { headers: { 'Retry-After': retry } });
@@ -132,8 +156,8 @@ function routeOrgId(request: FastifyRequest): string | undefined {
   return (request.params as { orgId?: string } | undefined)?.orgId;
 }
 
-async function authorize(request: FastifyRequest, requirement: AuthRequirement, services: Services): Promise<AuthState> {
-  const principal = await authenticate(request, services);
+async function authorize(request: FastifyRequest, reply: FastifyReply, requirement: AuthRequirement, services: Services): Promise<AuthState> {
+  const principal = await authenticate(request, reply, services);
 
   // CSRF check, only for cookie-borne sessions: a Bearer header is not sent by browsers on their own.
   // The header must echo the csrf cookie and be the token of this very session (an HMAC of its id),
@@ -142,6 +166,10 @@ async function authorize(request: FastifyRequest, requirement: AuthRequirement, 
     const sent = request.headers['x-csrf-token'];
     const expected = cookiesOf(request)[CSRF_COOKIE];
     if (typeof sent !== 'string' || !expected || !safeEqual(sent, expected) || !services.sessions.csrf.verify(principal.session.sessionId, sent)) {
+      // A forged cross-site request, or a client that lost its token: recorded, in the route's
+      // organization when the user is a member there.
+      const orgId = routeOrgId(request);
+      await refuse(request, principal, orgId && principal.session.roles.has(orgId) ? orgId : null, 'auth.csrf_failed', 'csrf_failed', services);
       throw new AppError('csrf_failed', 'Send the X-CSRF-Token header with the value of the csrf cookie');
     }
   }
@@ -164,13 +192,22 @@ async function authorize(request: FastifyRequest, requirement: AuthRequirement, 
     case 'system':
     case 'global_admin': {
       if (principal.type === 'api_key') {
-        if (principal.key.tier !== 'system') throw new AppError('wrong_key_tier', 'Organization API keys cannot call system routes');
-        if (requirement.kind === 'global_admin') throw new AppError('forbidden', 'System API keys are managed by global-admin sessions only');
+        if (principal.key.tier !== 'system') {
+          await refuse(request, principal, principal.key.organizationId, 'auth.insufficient_scope', 'wrong_key_tier', services, { reason: 'system route' });
+          throw new AppError('wrong_key_tier', 'Organization API keys cannot call system routes');
+        }
+        if (requirement.kind === 'global_admin') {
+          await refuse(request, principal, null, 'auth.insufficient_scope', 'forbidden', services, { reason: 'global-admin session required' });
+          throw new AppError('forbidden', 'System API keys are managed by global-admin sessions only');
+        }
         const scopes = principal.scopes;
         if (!scopes.has(requirement.scope)) await refuseScope(request, principal, null, requirement.scope, services);
         return { principal, organizationId: null, scopes, ctx: context(request, principal, scopes) };
       }
-      if (!principal.session.isGlobalAdmin) throw new AppError('forbidden', 'System routes need a global admin');
+      if (!principal.session.isGlobalAdmin) {
+        await refuse(request, principal, null, 'auth.insufficient_scope', 'forbidden', services, { reason: 'global admin required' });
+        throw new AppError('forbidden', 'System routes need a global admin');
+      }
       return { principal, organizationId: null, scopes: ALL_SYSTEM_SCOPES, ctx: context(request, principal, null) };
     }
     default:
@@ -187,22 +224,27 @@ async function authorizeOrganization(
   const fromRoute = routeOrgId(request);
   if (principal.type === 'api_key') {
     const key = principal.key;
-    if (key.tier !== 'organization') throw new AppError('wrong_key_tier', 'System API keys carry no organization scopes');
+    if (key.tier !== 'organization') {
+      await refuse(request, principal, null, 'auth.insufficient_scope', 'wrong_key_tier', services, { reason: 'organization route' });
+      throw new AppError('wrong_key_tier', 'System API keys carry no organization scopes');
+    }
     // The organization is the key's. A different one named by header or route is an attempt to cross tenants.
     const header = request.headers['x-organization-id'];
     const named = [typeof header === 'string' ? header : undefined, fromRoute].find((o) => o !== undefined && o !== key.organizationId);
     if (named !== undefined) {
-      await services.audit.recordRefusal({
-        action: 'auth.organization_mismatch',
-        actor: { type: 'api_key', id: key.id },
-        organizationId: key.organizationId,
-        ip: request.ip,
-        requestId: request.id,
-        details: { requestedOrganizationId: named.slice(0, 64), method: request.method, route: request.routeOptions.url },
-      });
+      const requested = named.slice(0, 64);
+      await refuse(request, principal, key.organizationId, 'auth.organization_mismatch', 'organization_mismatch', services, { requestedOrganizationId: requested }, { field: 'requestedOrganizationIds', value: requested });
+      // The probed organization hears of it too (its owners are the ones attacked). The answer is the
+      // same whether or not it exists; only an id that can name an organization is looked up.
+      if (await services.organizations.isActive(requested)) {
+        await refuse(request, principal, requested, 'auth.organization_mismatch', 'organization_mismatch', services, { keyOrganizationId: key.organizationId, probed: true });
+      }
       throw new AppError('organization_mismatch', 'This API key belongs to another organization');
     }
-    if (requirement.kind === 'organization_owner') throw new AppError('forbidden', 'Members are managed by organization owners in the admin panel');
+    if (requirement.kind === 'organization_owner') {
+      await refuse(request, principal, key.organizationId, 'auth.insufficient_scope', 'forbidden', services, { reason: 'owner session required' });
+      throw new AppError('forbidden', 'Members are managed by organization owners in the admin panel');
+    }
     const scopes = principal.scopes;
     if (!scopes.has(requirement.scope)) await refuseScope(request, principal, key.organizationId, requirement.scope, services);
     return { principal, organizationId: key.organizationId, scopes, ctx: context(request, principal, scopes) };
@@ -212,13 +254,22 @@ async function authorizeOrganization(
   const organizationId = fromRoute ?? cookiesOf(request)[SELECTED_ORGANIZATION_COOKIE];
   if (!organizationId) throw new AppError('organization_required', 'Name the organization in the route or select one (PUT /v1/auth/selected-organization)');
   const role = session.roles.get(organizationId);
-  if (!role && !session.isGlobalAdmin) throw new AppError('forbidden', 'You are not a member of this organization');
+  if (!role && !session.isGlobalAdmin) {
+    // The session analogue of an organization key naming another organization: recorded in the
+    // probed organization when it exists (else in the system-wide log); the answer is the same.
+    const probed = (await services.organizations.isActive(organizationId)) ? organizationId : null;
+    await refuse(request, principal, probed, 'auth.organization_mismatch', 'forbidden', services, { requestedOrganizationId: organizationId.slice(0, 64) }, probed ? undefined : { field: 'requestedOrganizationIds', value: organizationId.slice(0, 64) });
+    throw new AppError('forbidden', 'You are not a member of this organization');
+  }
   if (!(await services.organizations.isActive(organizationId))) {
     throw role ? new AppError('forbidden', 'This organization no longer exists') : new AppError('not_found', 'No such organization');
   }
   const scopes = session.isGlobalAdmin ? ALL_ORGANIZATION_SCOPES : new ScopeSet(roleScopes(role!));
   if (requirement.kind === 'organization_owner') {
-    if (role !== 'owner' && !session.isGlobalAdmin) throw new AppError('forbidden', 'Only owners manage members');
+    if (role !== 'owner' && !session.isGlobalAdmin) {
+      await refuse(request, principal, organizationId, 'auth.insufficient_scope', 'forbidden', services, { reason: 'owner required', role });
+      throw new AppError('forbidden', 'Only owners manage members');
+    }
   } else if (!scopes.has(requirement.scope)) {
     await refuseScope(request, principal, organizationId, requirement.scope, services);
   }
@@ -267,14 +318,46 @@ async function recordAdminAccess(
   );
 }
 
+/** The method and route pattern of a request, as refusals record them. */
+function where(request: FastifyRequest): { method: string; route: string } {
+  return { method: request.method, route: request.routeOptions.url ?? request.url.split('?')[0]!.slice(0, 200) };
+}
+
+const actorOf = (principal: Principal) =>
+  principal.type === 'api_key' ? { type: 'api_key' as const, id: principal.key.id } : { type: 'user' as const, id: principal.session.userId };
+
+/**
+ * Records a refusal of the auth layer (SPEC §9), aggregated per principal, organization, route and
+ * code and minute (AuditService.noteRefusal): the first is written before the answer, a loop adds one
+ * event a minute with the count. `details.code` is the error code answered.
+ */
+async function refuse(
+  request: FastifyRequest,
+  principal: Principal,
+  organizationId: string | null,
+  action: 'auth.insufficient_scope' | 'auth.organization_mismatch' | 'auth.csrf_failed',
+  code: string,
+  services: Services,
+  details: Record<string, unknown> = {},
+  sample?: { field: string; value: unknown },
+): Promise<void> {
+  const actor = actorOf(principal);
+  const at = where(request);
+  await services.audit.noteRefusal(
+    `${actor.type}:${actor.id}|${organizationId}|${action}|${code}|${at.method} ${at.route}`,
+    { action, actor, organizationId, ip: request.ip, requestId: request.id, details: { code, ...at, ...details } },
+    sample,
+  );
+}
+
+/** A route's scope the credential lacks: aggregated per principal, organization and scope (not route). */
 async function refuseScope(request: FastifyRequest, principal: Principal, organizationId: string | null, scope: string, services: Services): Promise<never> {
-  await services.audit.recordRefusal({
-    action: 'auth.insufficient_scope',
-    actor: principal.type === 'api_key' ? { type: 'api_key', id: principal.key.id } : { type: 'user', id: principal.session.userId },
-    organizationId,
-    ip: request.ip,
-    requestId: request.id,
-    details: { requiredScope: scope, method: request.method, route: request.routeOptions.url },
-  });
+  const actor = actorOf(principal);
+  const at = where(request);
+  await services.audit.noteRefusal(
+    `${actor.type}:${actor.id}|${organizationId}|auth.insufficient_scope|scope:${scope}`,
+    { action: 'auth.insufficient_scope', actor, organizationId, ip: request.ip, requestId: request.id, details: { requiredScope: scope, ...at } },
+    { field: 'routes', value: `${at.method} ${at.route}` },
+  );
   throw insufficientScope(scope);
 }

@@ -74,23 +74,30 @@ export class SessionService {
     const throttle = this.deps.throttle;
     // Security: each attempt is counted atomically as it starts, before the slow password hash, so a
     // burst of parallel guesses cannot all pass the check; an attempt that succeeds is taken back.
-    const blocked = await throttle.attemptSignIn(email, meta.ip);
-    if (blocked > 0) {
-      throw new AppError('rate_limited', 'Too many failed sign-in attempts; try again later', {
-        headers: { 'Retry-After': String(blocked) },
-        extra: { retryAfterSeconds: blocked },
+    // The source first; the account once the address is looked up, so that only accounts that exist
+    // get a window (auth/throttle.ts), and an unknown address still answers like one.
+    const tooMany = (seconds: number) =>
+      new AppError('rate_limited', 'Too many failed sign-in attempts; try again later', {
+        headers: { 'Retry-After': String(seconds) },
+        extra: { retryAfterSeconds: seconds },
       });
-    }
+    const blocked = await throttle.attemptSignIn(meta.ip);
+    if (blocked > 0) throw tooMany(blocked);
     let user: Awaited<ReturnType<typeof findUserByEmail>>;
-    let ok: boolean;
+    let ok = false;
+    let locked = 0;
+    let accountCounted = false;
     try {
       user = await findUserByEmail(this.deps.db, email);
-      ok = await verifyPassword(user?.passwordHash ?? null, password);
+      locked = await throttle.attemptAccount(email, user !== null);
+      accountCounted = user !== null;
+      if (locked === 0) ok = await verifyPassword(user?.passwordHash ?? null, password);
     } catch (error) {
       // Not a wrong password (the database failed): the attempt does not count against anyone.
-      await throttle.notCounted(email, meta.ip);
+      await throttle.notCounted(email, meta.ip, accountCounted);
       throw error;
     }
+    if (locked > 0) throw tooMany(locked);
     if (!user || !ok) {
       // The typed address is kept only when it is an account's or at least an address: a password
       // typed into the email field must not end up in the audit log.

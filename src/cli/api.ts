@@ -3,9 +3,11 @@
  * that is not 2xx becomes an ApiError carrying the problem+json `code` and `detail`; a server that
  * cannot be reached (refused, unknown host, TLS, no answer in time) becomes an UnreachableError.
  *
- * Each request carries an `X-Request-Id` of our own (`cli-<run>-<n>`), which the server uses as its
- * request id: errors name it, so an operator can find the request in the server's log, and
- * `audit list --follow` recognises the `audit.read` events its own polling causes.
+ * Each request carries an `X-Request-Id` of our own (`cli-<run>-<n>`), which the server records
+ * beside its own request id (`clientRequestId` in its log line and audit events); the server's id
+ * comes back in the `X-Request-Id` response header and the problem's `requestId`: errors name it,
+ * so an operator can find the request in the server's log, and `audit list --follow` recognises the
+ * `audit.read` events its own polling causes.
  */
 import { randomBytes } from 'node:crypto';
 import { ApiError, CliError, EXIT, UnreachableError, messageOf, type Problem } from './errors.js';
@@ -28,7 +30,7 @@ export interface RequestOptions {
 export interface ApiResponse<T> {
   body: T;
   status: number;
-  /** The id the server gave the request (ours, unless a proxy replaced it). */
+  /** The id the server gave the request (its own; ours is recorded beside it as clientRequestId). */
   requestId: string | null;
 }
 

@@ -540,4 +540,102 @@ CREATE TRIGGER audit_chain_head_no_truncate BEFORE TRUNCATE ON audit_chain_head
 REVOKE ALL ON audit_events, audit_chain_head, audit_checkpoints FROM PUBLIC;
 `,
   },
+  {
+    id: 13,
+    name: 'invitations: the old set-password links alone may set a password',
+    sql: `
+-- An invitation link never sets the password of an existing account (src/organizations/members.ts),
+-- except the links migration 10 made from the old flow's unused set-password links: each was issued
+-- by the organization the account belongs to, for that account, which never had a password. They
+-- are tied to their account here; no other organization's invitation can set its password.
+ALTER TABLE invitations ADD COLUMN sets_password_of text REFERENCES users(id) ON DELETE CASCADE;
+UPDATE invitations i SET sets_password_of = u.id
+FROM users u
+WHERE u.email = i.email AND u.password_hash IS NULL
+  AND i.accepted_at IS NULL AND i.cancelled_at IS NULL
+  AND i.created_by = '{"type": "system", "id": null}'::jsonb
+  AND EXISTS (SELECT 1 FROM memberships m WHERE m.organization_id = i.organization_id AND m.user_id = u.id);
+`,
+  },
+  {
+    id: 14,
+    name: 'webhooks: endpoints, the event outbox, deliveries and their attempts',
+    sql: `
+-- Webhook endpoints (SPEC §16, src/webhooks/). The signing secret is sealed (AES-256-GCM under a
+-- pepper-derived key, src/sealing.ts), never stored in clear: Paygate must read it back to sign.
+-- failing_since: the first failed attempt since the last success; failing for 3 days disables it.
+CREATE TABLE webhook_endpoints (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL REFERENCES organizations(id),
+  url text NOT NULL,
+  events text[] NOT NULL,
+  status text NOT NULL DEFAULT 'enabled' CHECK (status IN ('enabled', 'disabled')),
+  description text,
+  secret_sealed bytea NOT NULL,
+  previous_secret_sealed bytea,
+  previous_secret_expires_at timestamptz,
+  failing_since timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_endpoints_org_idx ON webhook_endpoints (organization_id, created_at, id);
+
+-- The outbox: one row per event, written by the unit of work in the transaction of the change that
+-- caused it (src/unit-of-work.ts). body is the JSON delivered, byte for byte, on every attempt.
+-- fanned_out_at: set once the delivery worker made its deliveries (src/webhooks/worker.ts).
+CREATE TABLE webhook_events (
+  seq bigserial PRIMARY KEY,
+  id text NOT NULL UNIQUE,
+  organization_id text NOT NULL,
+  type text NOT NULL,
+  body text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  fanned_out_at timestamptz
+);
+CREATE INDEX webhook_events_pending_idx ON webhook_events (seq) WHERE fanned_out_at IS NULL;
+CREATE INDEX webhook_events_created_idx ON webhook_events (created_at);
+
+-- One delivery per (event, endpoint). claimed_by is the attempt in flight (its id), until
+-- claim_expires_at: past it, another node may attempt again.
+CREATE TABLE webhook_deliveries (
+  id text PRIMARY KEY,
+  organization_id text NOT NULL,
+  endpoint_id text NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+  event_id text NOT NULL REFERENCES webhook_events(id) ON DELETE CASCADE,
+  event_type text NOT NULL,
+  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'succeeded', 'failed')),
+  attempts integer NOT NULL DEFAULT 0,
+  next_attempt_at timestamptz,
+  last_attempt_at timestamptz,
+  last_response_status integer,
+  last_error text,
+  claimed_by text,
+  claim_expires_at timestamptz,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (event_id, endpoint_id)
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, created_at, id);
+CREATE INDEX webhook_deliveries_org_idx ON webhook_deliveries (organization_id, created_at, id);
+
+-- Every attempt: written when claimed (outcome null until recorded: a node that died mid-attempt
+-- leaves it so), completed with what the receiver answered.
+CREATE TABLE webhook_attempts (
+  id text PRIMARY KEY,
+  delivery_id text NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer,
+  response_status integer,
+  response_body text,
+  error text,
+  outcome text CHECK (outcome IN ('succeeded', 'failed'))
+);
+CREATE INDEX webhook_attempts_delivery_idx ON webhook_attempts (delivery_id, started_at);
+
+-- Open checkouts by expiry: the sweep that stores their expiry and emits checkout.expired
+-- (src/payments/checkouts/service.ts).
+CREATE INDEX checkouts_open_expiry_idx ON checkouts (expires_at) WHERE status = 'open';
+`,
+  },
 ];

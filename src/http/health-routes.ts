@@ -7,7 +7,12 @@ import { RedisRateLimiter } from '../rate-limit/redis.js';
 /** The database check of /readyz and /v1/system/health; below the 1 s readiness bound. */
 const READINESS_TIMEOUT_MS = 800;
 
-export function registerHealthRoutes(app: FastifyInstance, services: Services, liveness: () => boolean = () => true): void {
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  services: Services,
+  liveness: () => boolean = () => true,
+  readiness: () => boolean = () => true,
+): void {
   const started = Date.now();
   const probe = { schema: { hide: true } } as const;
 
@@ -24,8 +29,10 @@ export function registerHealthRoutes(app: FastifyInstance, services: Services, l
       .then(() => true)
       .catch(() => false);
     const invalidationChannel = services.bus.trusted;
-    const ready = database && invalidationChannel;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, invalidationChannel } });
+    // Still starting (the first admin is being created): not yet a node to send traffic to.
+    const starting = !readiness();
+    const ready = database && invalidationChannel && !starting;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, invalidationChannel }, ...(starting ? { starting } : {}) });
   });
 
   app.get('/metrics', probe, async (_request, reply) => {

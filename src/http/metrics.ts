@@ -7,6 +7,8 @@ export interface Metrics {
   duration: Histogram<'method' | 'route'>;
   verifications: Counter<'outcome'>;
   rateLimiterFailures: Counter;
+  /** Webhook delivery attempts by outcome: succeeded, failed (non-2xx), timeout, error (connection), refused (SSRF guard, DNS). */
+  webhookDeliveries: Counter<'outcome'>;
   /** Counts a finished request; label children are cached, so the hot path does no label hashing. */
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   countVerification(outcome: string): void;
@@ -77,6 +79,12 @@ export function createMetrics(sources: {
     help: 'Rate-limit decisions that could not reach Redis and failed open',
     registers: [registry],
   });
+  const webhookDeliveries = new Counter({
+    name: 'paygate_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome: succeeded, failed (non-2xx answer), timeout, error (connection), refused (target refused by the SSRF guard, or DNS failed)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   const counterChildren = new Map<string, { inc(): void }>();
   const histogramChildren = new Map<string, { observe(value: number): void }>();
   const observeRequest = (method: string, route: string, status: number, seconds: number) => {
@@ -104,5 +112,5 @@ export function createMetrics(sources: {
     }
     child.inc();
   };
-  return { registry, requests, duration, verifications, rateLimiterFailures, observeRequest, countVerification };
+  return { registry, requests, duration, verifications, rateLimiterFailures, webhookDeliveries, observeRequest, countVerification };
 }

@@ -23,6 +23,8 @@ import { registerOrganizationRoutes } from '../organizations/routes.js';
 import { registerSettingsRoutes } from '../settings/routes.js';
 import { registerAuditRoutes } from '../audit/routes.js';
 import { registerPaymentRoutes } from '../payments/routes.js';
+import { registerWebhookRoutes } from '../webhooks/routes.js';
+import { LOG_REDACTION, logDestination } from '../logging.js';
 
 export interface ServerOptions {
   /** Where logs go (tests capture them); default stdout. */
@@ -30,6 +32,8 @@ export interface ServerOptions {
   logLevel?: string;
   /** False when this process can no longer serve (the embedded PostgreSQL is gone): /healthz answers 503. */
   liveness?: () => boolean;
+  /** False while the process is still starting (its first admin not yet bootstrapped): /readyz answers 503. */
+  readiness?: () => boolean;
 }
 
 /**
@@ -84,6 +88,12 @@ function answerFrameworkError(error: { code?: string }, _request: unknown, reply
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The caller's X-Request-Id when it is a safe value (`[A-Za-z0-9_-]{1,64}`), as `{ clientRequestId }`; else `{}`. */
+function clientRequestIdOf(headers: Record<string, string | string[] | undefined>): { clientRequestId?: string } {
+  const given = headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? { clientRequestId: given } : {};
+}
 const requestIdPrefix = randomBytes(6).toString('base64url');
 let requestCounter = 0;
 
@@ -117,35 +127,22 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
+  // The tests' capture, else JSON on stdout or, for people, pino-pretty (src/logging.ts).
+  const logStream = options.logStream ?? logDestination(services.config.logFormat);
   const app = Fastify({
     logger: {
       level: options.logLevel ?? services.config.logLevel,
-      ...(options.logStream ? { stream: options.logStream } : {}),
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers.cookie',
-          'req.headers["x-csrf-token"]',
-          'res.headers["set-cookie"]',
-          'headers.authorization',
-          'headers.cookie',
-          '*.secret',
-          '*.password',
-          '*.token',
-        ],
-        censor: '[REDACTED]',
-      },
+      ...(logStream ? { stream: logStream } : {}),
+      redact: LOG_REDACTION,
       serializers: {
-        req: (request) => ({ method: request.method, url: redactUrl(request.url), remoteAddress: request.ip }),
+        req: (request) => ({ method: request.method, url: redactUrl(request.url), remoteAddress: request.ip, ...clientRequestIdOf(request.headers) }),
       },
     },
     trustProxy: services.config.trustedProxies === false ? false : services.config.trustedProxies,
     bodyLimit: 1024 * 1024,
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
-      return nextRequestId();
-    },
+    // Always Paygate's own id (as a payment platform's request ids are): a caller must not choose the
+    // id that audit events and logs are correlated by. The caller's own X-Request-Id is kept apart.
+    genReqId: () => nextRequestId(),
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
     // A node shutting down answers requests that still arrive (pipelined, or on a kept-alive
@@ -197,6 +194,10 @@ export async function buildServer(services: Services, options: ServerOptions = {
   // Before auth: refusals carry the request id and no-store too.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
+    // The caller's own id, when it sent a valid one: in the audit events of this request (the chain
+    // adds it to their details as clientRequestId) and in its log line, never as the request's id.
+    const client = clientRequestIdOf(request.headers).clientRequestId;
+    if (client) services.chain.noteClientRequestId(request.id, client);
     if (closing) {
       reply.header('Connection', 'close');
       return sendProblem(reply, serviceUnavailable('This node is shutting down; retry on another'));
@@ -218,11 +219,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
   );
 
   app.addHook('onResponse', async (request, reply) => {
+    services.chain.forgetClientRequestId(request.id);
     // Route patterns, never raw URLs: label cardinality stays bounded whatever clients send.
     services.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
 
-  registerHealthRoutes(app, services, options.liveness);
+  registerHealthRoutes(app, services, options.liveness, options.readiness);
   await registerDocsRoutes(app);
   await registerAdminRoutes(app, services);
   registerAuthRoutes(app, services);
@@ -231,6 +233,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   registerSettingsRoutes(app, services);
   registerAuditRoutes(app, services);
   registerPaymentRoutes(app, services);
+  registerWebhookRoutes(app, services);
 
   await app.ready();
   return app;

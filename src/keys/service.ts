@@ -25,6 +25,14 @@ import type { ApiKeyRecord, KeyScope, RateLimit } from './store.js';
 
 export const MAX_GRACE_MINUTES = 10080;
 const MAX_ALLOWED_IPS = 100;
+/**
+ * Active (neither revoked nor expired) keys an organization may hold. Past it, creating one is
+ * `409 conflict` (a state to change, not a rate to wait out). Together with each organization's
+ * share of the key limiter's table it keeps one tenant from crowding out the others' rate limits.
+ */
+export const MAX_ACTIVE_KEYS_PER_ORGANIZATION = 10_000;
+/** Advisory lock class of an organization's key count (two-int4 keyspace). */
+const KEY_COUNT_LOCK_CLASS = 0x6b657973; // 'keys'
 
 export interface ApiKeyView {
   id: string;
@@ -152,6 +160,8 @@ export class ApiKeyService {
       peppers: Peppers;
       settings: SettingsService;
       now?: () => Date;
+      /** MAX_ACTIVE_KEYS_PER_ORGANIZATION unless a test lowers it. */
+      maxKeysPerOrganization?: number;
     },
   ) {}
 
@@ -217,6 +227,24 @@ export class ApiKeyService {
     }
   }
 
+  /**
+   * `409 conflict` when the organization already holds its most active keys. Counted under an
+   * advisory lock per organization, so concurrent creations cannot both take the last place.
+   */
+  private async assertRoomForKey(tx: Queryable, organizationId: string, now: Date): Promise<void> {
+    const max = this.deps.maxKeysPerOrganization ?? MAX_ACTIVE_KEYS_PER_ORGANIZATION;
+    await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [KEY_COUNT_LOCK_CLASS, organizationId]);
+    const [row] = await tx.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM api_keys WHERE organization_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)',
+      [organizationId, now],
+    );
+    if (row!.n >= max) {
+      throw new AppError('conflict', `This organization already has ${row!.n} active API keys, the most it may hold; revoke or delete keys it no longer uses first`, {
+        extra: { limit: max },
+      });
+    }
+  }
+
   /** Settings are read through `q`, the caller's transaction: never a second connection while holding one. */
   private async capExpiry(q: Queryable, requested: Date | null, createdAt: Date): Promise<Date | null> {
     const { apiKeyMaxLifetimeDays } = await this.deps.settings.get(q);
@@ -246,6 +274,7 @@ export class ApiKeyService {
     const pepper = this.deps.peppers.current;
 
     const insert = async (tx: UnitOfWork) => {
+      if (where.tier === 'organization') await this.assertRoomForKey(tx, where.organizationId!, now);
       const cappedExpiry = await this.capExpiry(tx, expiresAt, now);
       // The expiry as it will be stored (after the lifetime cap) is what must be no looser.
       this.assertNoLooser(ctx, 'create', { expiresAt: cappedExpiry, allowedIps, rateLimit });
@@ -414,6 +443,7 @@ export class ApiKeyService {
     tx.publish({ kind: 'organization', subject: organizationId });
   }
 
+  /** Audits a change and, for an organization's key, emits its webhook event (SPEC §16) in the same unit. */
   private audit(tx: UnitOfWork, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>): void {
     tx.audit({
       action: auditAction(key.tier, verb),
@@ -424,5 +454,7 @@ export class ApiKeyService {
       requestId: ctx.requestId,
       details,
     });
+    // The key as the API shows it, never its secret (toView without one); system keys belong to no organization.
+    if (key.tier === 'organization' && key.organizationId) tx.emit({ type: `api_key.${verb}`, organizationId: key.organizationId, object: toView(key, undefined, this.now()) });
   }
 }

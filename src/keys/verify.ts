@@ -21,9 +21,20 @@ import { findKeyById, touchKeys, type ApiKeyRecord } from './store.js';
 
 export type VerifyFailure = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'ip_not_allowed' | 'rate_limited';
 
+/**
+ * Where a rate-limited key stands after this request, for the RateLimit-* response headers: its
+ * limit, what is left of it in the open window, and the seconds until that window ends. Present only
+ * for keys with a rateLimit, so keys without one pay nothing.
+ */
+export interface RateLimitState {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
 export type VerifyOutcome =
-  | { ok: true; key: ApiKeyRecord; scopes: ScopeSet }
-  | { ok: false; code: VerifyFailure; keyId?: string; organizationId?: string | null; retryAfterSeconds?: number };
+  | { ok: true; key: ApiKeyRecord; scopes: ScopeSet; rateLimit?: RateLimitState }
+  | { ok: false; code: VerifyFailure; keyId?: string; organizationId?: string | null; retryAfterSeconds?: number; rateLimit?: RateLimitState };
 
 interface CachedKey {
   record: ApiKeyRecord;
@@ -120,12 +131,15 @@ export class KeyVerifier {
     if (record.revokedAt) return { ok: false, code: 'api_key_revoked', ...who };
     if (cached.expiresAtMs <= now) return { ok: false, code: 'api_key_expired', ...who };
     if (cached.allowed && !addressAllowed(clientIp, cached.allowed)) return { ok: false, code: 'ip_not_allowed', ...who };
+    let rateLimit: RateLimitState | undefined;
     if (record.rateLimit) {
-      const decision = await this.deps.rateLimiter.consume(`key:${record.id}`, record.rateLimit.requests, record.rateLimit.windowSeconds);
-      if (!decision.allowed) return { ok: false, code: 'rate_limited', retryAfterSeconds: decision.retryAfterSeconds, ...who };
+      // Grouped by organization: each holds a bounded share of the table (rate-limit/limiter.ts).
+      const decision = await this.deps.rateLimiter.consume(`key:${record.id}`, record.rateLimit.requests, record.rateLimit.windowSeconds, record.organizationId ?? 'system');
+      rateLimit = { limit: record.rateLimit.requests, remaining: decision.remaining, resetSeconds: decision.retryAfterSeconds };
+      if (!decision.allowed) return { ok: false, code: 'rate_limited', retryAfterSeconds: decision.retryAfterSeconds, rateLimit, ...who };
     }
     this.usage.set(record.id, now);
-    return { ok: true, key: record, scopes: cached.scopes };
+    return rateLimit ? { ok: true, key: record, scopes: cached.scopes, rateLimit } : { ok: true, key: record, scopes: cached.scopes };
   }
 
   /** A cached, verified key: only while the invalidation channel is trusted. */

@@ -65,7 +65,10 @@ export interface InvitationSummary {
   organizationId: string;
   organizationName: string;
   expiresAt: string;
-  /** Whether an account with a password uses the address: then it must sign in to accept. */
+  /**
+   * Whether an account uses the address: then it must sign in to accept (or, if it has no password
+   * yet, reset it first). False for a new person, and for the old flow's own set-password link.
+   */
   accountExists: boolean;
 }
 
@@ -86,6 +89,12 @@ interface InvitationRow {
   created_at: Date;
   accepted_at: Date | null;
   cancelled_at: Date | null;
+  /**
+   * The one account whose password this invitation's link may set: only an invitation that
+   * migration 10 made from an unused set-password link of the old flow, issued by this organization
+   * for its own member who never had a password (migration 13). Null for every other invitation.
+   */
+  sets_password_of?: string | null;
 }
 
 const memberView = (r: MemberRow): MemberView => ({
@@ -284,7 +293,8 @@ export class MemberService {
   async inspect(token: string): Promise<InvitationSummary> {
     const [row] = await this.deps.db.query<InvitationRow & { organization_name: string; account_exists: boolean }>(
       `SELECT i.*, o.name AS organization_name,
-              EXISTS (SELECT 1 FROM users u WHERE u.email = i.email AND u.password_hash IS NOT NULL) AS account_exists
+              EXISTS (SELECT 1 FROM users u WHERE u.email = i.email
+                      AND NOT (u.id IS NOT DISTINCT FROM i.sets_password_of AND u.password_hash IS NULL)) AS account_exists
        FROM invitations i JOIN organizations o ON o.id = i.organization_id
        WHERE i.token_hash = $1 AND i.accepted_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > now() AND o.status = 'active'`,
       [hashToken(token)],
@@ -303,8 +313,13 @@ export class MemberService {
 
   /**
    * A new person accepts: the account is created with their password, and the membership with it.
-   * When an account with a password already uses the address, it must sign in to accept instead
-   * (`409 conflict`): a link never sets the password of an existing account.
+   * When an account already uses the address, with a password or without one, it must sign in to
+   * accept instead (`409 conflict`): a link never sets the password of an existing account. An
+   * account without a password (made by the old flow) recovers through a password reset (or a
+   * global admin); otherwise whoever holds ANY organization's link to that address (every inviter
+   * without SMTP) could choose its password and sign in as it, a member of other organizations.
+   * The one exception is the old flow's own link (`sets_password_of`), issued by the organization the
+   * account belongs to, for that account.
    */
   async acceptAsNewAccount(token: string, password: string, meta: { ip: string | null; requestId: string | null }) {
     // The policy first, so a refused password leaves the invitation usable. Then the token, before
@@ -316,11 +331,11 @@ export class MemberService {
     return this.deps.work.run(async (tx) => {
       const invitation = await this.lockOpen(tx, token);
       let user = await findUserByEmail(tx, invitation.email);
-      if (user?.passwordHash) {
-        throw new AppError('conflict', 'An account already uses this address: sign in to accept the invitation', { extra: { signInRequired: true } });
-      }
       if (user) {
-        // An account made by an invitation before invitations were per organization, never given a password.
+        // Security: only the old flow's link for this very account, which never had a password.
+        if (user.passwordHash !== null || invitation.sets_password_of !== user.id) {
+          throw new AppError('conflict', 'An account already uses this address: sign in to accept the invitation (without a password yet: reset it first)', { extra: { signInRequired: true } });
+        }
         await setPassword(tx, user.id, passwordHash);
       } else {
         user = await insertUserIfAbsent(tx, { id: newId('user'), email: invitation.email, passwordHash, isGlobalAdmin: false });

@@ -7,15 +7,16 @@
  * fails (rolls back) leaves no key behind, so it can be retried with the same key.
  *
  * Responses that hold a secret (a portal magic link: its URL signs a client in) are stored sealed:
- * AES-256-GCM under a key derived from the pepper (HKDF-SHA256), bound to the row (organization,
+ * AES-256-GCM under a key derived from the pepper (HKDF-SHA256, src/sealing.ts), bound to the row (organization,
  * key, request hash) as associated data. The database alone then holds nothing that signs anyone
  * in, while a replay still returns the very same response, as Stripe's idempotency promises (a
  * replay that minted a new link would leave the first response's link live as a second one).
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Peppers } from '../keys/hash.js';
 import type { UnitOfWork, Work } from '../unit-of-work.js';
 import { canonicalJson } from '../canonical-json.js';
+import { Sealer } from '../sealing.js';
 import { AppError, validationError } from '../errors.js';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -41,49 +42,26 @@ export interface IdempotencyOptions {
   sealed?: boolean;
 }
 
-/** Layout of a sealed response: version (1 byte), pepper version (2 bytes), IV (12), GCM tag (16), ciphertext. */
-const SEAL_VERSION = 1;
+/** The sealing key's HKDF info (src/sealing.ts); unchanged since responses were first sealed. */
 const SEAL_INFO = 'paygate idempotency response v1';
 
 export class IdempotencyService {
-  private readonly sealKeys = new Map<number, Buffer>();
+  private readonly sealer: Sealer;
 
-  constructor(private readonly deps: { work: Work; peppers: Peppers }) {}
-
-  /** The sealing key of a pepper version, derived once: HKDF-SHA256(pepper, info). */
-  private sealKey(version: number): Buffer | null {
-    let key = this.sealKeys.get(version);
-    if (!key) {
-      const pepper = this.deps.peppers.byVersion.get(version);
-      if (!pepper) return null;
-      key = Buffer.from(hkdfSync('sha256', pepper.key, Buffer.alloc(0), SEAL_INFO, 32));
-      this.sealKeys.set(version, key);
-    }
-    return key;
+  constructor(private readonly deps: { work: Work; peppers: Peppers }) {
+    this.sealer = new Sealer(deps.peppers, SEAL_INFO);
   }
 
   private seal(body: unknown, aad: Buffer): Buffer {
-    const { version } = this.deps.peppers.current;
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.sealKey(version)!, iv);
-    cipher.setAAD(aad);
-    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(body), 'utf8'), cipher.final()]);
-    const header = Buffer.alloc(3);
-    header.writeUInt8(SEAL_VERSION, 0);
-    header.writeUInt16BE(version, 1);
-    return Buffer.concat([header, iv, cipher.getAuthTag(), ciphertext]);
+    return this.sealer.seal(JSON.stringify(body), aad);
   }
 
   /** The stored body, or null when it cannot be opened (another pepper, or the row was tampered with). */
   private unseal<T>(sealed: Buffer, aad: Buffer): T | null {
-    if (sealed.length < 31 || sealed.readUInt8(0) !== SEAL_VERSION) return null;
-    const key = this.sealKey(sealed.readUInt16BE(1));
-    if (!key) return null;
+    const plaintext = this.sealer.unseal(sealed, aad);
+    if (plaintext === null) return null;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(3, 15));
-      decipher.setAAD(aad);
-      decipher.setAuthTag(sealed.subarray(15, 31));
-      return JSON.parse(Buffer.concat([decipher.update(sealed.subarray(31)), decipher.final()]).toString('utf8')) as T;
+      return JSON.parse(plaintext.toString('utf8')) as T;
     } catch {
       return null;
     }

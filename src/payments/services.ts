@@ -43,7 +43,7 @@ export interface PaymentServices {
   transactions: TransactionService;
   dataIo: DataIoService;
   portal: PortalService;
-  /** Background work: due recurring schedules, queued data jobs, expiries, idempotency and decline purges. */
+  /** Background work: due recurring schedules, queued data jobs, checkout expiries, idempotency and decline purges. */
   start(): void;
   stop(): Promise<void>;
 }
@@ -60,6 +60,9 @@ export function createPaymentServices(deps: PaymentDeps): PaymentServices {
   const dataIo = new DataIoService({ ...deps, clients });
   const portal = new PortalService({ ...deps, clients, invoices, checkouts, brake });
   let purge: NodeJS.Timeout | null = null;
+  // Checkouts whose time ran out are stored expired (and checkout.expired sent) within a minute.
+  let sweep: NodeJS.Timeout | null = null;
+  let sweeping: Promise<unknown> | null = null;
   return {
     idempotency, clients, invoices, recurring, processor, brake, checkouts, transactions, dataIo, portal,
     start() {
@@ -68,12 +71,22 @@ export function createPaymentServices(deps: PaymentDeps): PaymentServices {
       purge = setInterval(() => {
         void idempotency.purgeExpired(deps.db).catch(() => undefined);
         void dataIo.purgeAbandonedUploads().catch(() => undefined);
+        void dataIo.purgeExpiredFiles().catch(() => undefined);
         void brake.purge(deps.db).catch(() => undefined);
       }, 3_600_000);
       purge.unref();
+      sweep = setInterval(() => {
+        sweeping ??= checkouts
+          .expireDue()
+          .catch((error: unknown) => deps.log.warn({ err: (error as Error).message }, 'could not expire due checkouts; retried in a minute'))
+          .finally(() => (sweeping = null));
+      }, 60_000);
+      sweep.unref();
     },
     async stop() {
       if (purge) clearInterval(purge);
+      if (sweep) clearInterval(sweep);
+      await sweeping;
       await recurring.stop();
       await dataIo.stop();
     },

@@ -123,13 +123,13 @@ export class PortalService {
   async redeem(token: unknown, meta: RequestMeta): Promise<{ sessionToken: string; session: PortalSession } | null> {
     if (!isTokenShaped(token)) return null;
     return this.deps.work.run(async (tx) => {
-      const [link] = await tx.query<{ id: string; organization_id: string; client_id: string }>(
+      const [link] = await tx.query<{ id: string; organization_id: string; client_id: string; expires_at: Date; used_at: Date }>(
         `UPDATE portal_links l SET used_at = now()
          WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > now()
            AND EXISTS (SELECT 1 FROM clients c JOIN organizations o ON o.id = c.organization_id
                        WHERE c.id = l.client_id AND c.organization_id = l.organization_id
                          AND c.deleted_at IS NULL AND o.status = 'active')
-         RETURNING l.id, l.organization_id, l.client_id`,
+         RETURNING l.id, l.organization_id, l.client_id, l.expires_at, l.used_at`,
         [hashToken(token)],
       );
       if (!link) return null;
@@ -151,6 +151,9 @@ export class PortalService {
         requestId: meta.requestId,
         details: { clientId: link.client_id, portalSessionId: id },
       });
+      // The link as the API shows it, without its url: that holds the (now spent) token.
+      const redeemed = { id: link.id, object: 'portal_link', clientId: link.client_id, expiresAt: link.expires_at.toISOString(), redeemedAt: link.used_at.toISOString() };
+      tx.emit({ type: 'portal_link.redeemed', organizationId: link.organization_id, object: redeemed });
       const [session] = await tx.query<SessionRow>(`${SESSION_SELECT} WHERE s.id = $1`, [id]);
       return { sessionToken, session: toSession(session!) };
     });

@@ -48,6 +48,18 @@ function contract(name: string, make: () => { a: RateLimiter; b: RateLimiter; cl
       await close();
     });
 
+    it('says which attempt opened the window', async () => {
+      const { a, close } = make();
+      const key = `k-${randomBytes(4).toString('hex')}`;
+      expect((await a.consume(key, 3, 60)).opened).toBe(true);
+      expect((await a.consume(key, 3, 60)).opened).toBe(false);
+      await a.release(key);
+      await a.release(key);
+      // Taken back to zero, the window is still the same one.
+      expect((await a.consume(key, 3, 60)).opened).toBe(false);
+      await close();
+    });
+
     it('keys are independent', async () => {
       const { a, close } = make();
       const k1 = `k-${randomBytes(4).toString('hex')}`;
@@ -104,6 +116,36 @@ describe('memory rate limiter when its table is full', () => {
     expect((await limiter.consume('b', 1, 60)).allowed).toBe(true);
     expect((await limiter.consume('b', 1, 60)).allowed).toBe(true);
     expect(limiter.size).toBe(1);
+  });
+
+  it('a group holds at most its share of the table: past it only that group waits, others still get windows', async () => {
+    const time = clock(0);
+    const limiter = new MemoryRateLimiter({ whenFull: 'allow', maxEntries: 10, maxPerGroup: 3, now: time.now });
+    for (let i = 0; i < 3; i++) expect((await limiter.consume(`a-${i}`, 5, 60, 'org_a')).allowed).toBe(true);
+    // The share is full: fail closed for the group that filled it, whatever whenFull says.
+    const refused = await limiter.consume('a-3', 5, 60, 'org_a');
+    expect(refused).toMatchObject({ allowed: false, remaining: 0 });
+    expect(refused.retryAfterSeconds).toBe(60);
+    expect((await limiter.consume('b-0', 1, 60, 'org_b')).allowed).toBe(true);
+    expect((await limiter.consume('b-0', 1, 60, 'org_b')).allowed).toBe(false);
+    expect([limiter.sizeOf('org_a'), limiter.sizeOf('org_b')]).toEqual([3, 1]);
+    // Ended windows give the share back.
+    time.advance(60_000);
+    expect((await limiter.consume('a-3', 5, 60, 'org_a')).allowed).toBe(true);
+    expect(limiter.sizeOf('org_a')).toBe(1);
+  });
+
+  it('a full key table refuses a key that held a window before (it was being limited), and lets new keys through', async () => {
+    const time = clock(0);
+    const limiter = new MemoryRateLimiter({ whenFull: 'allow', maxEntries: 2, now: time.now });
+    await limiter.consume('limited', 1, 60);
+    await limiter.consume('long', 1, 3_600);
+    time.advance(60_000);
+    // The limited key's window ended; a newcomer takes its slot in the sweep.
+    expect((await limiter.consume('newcomer', 1, 3_600)).allowed).toBe(true);
+    // Full again: the key that had a window is refused, a key never seen passes untracked.
+    expect((await limiter.consume('limited', 1, 60)).allowed).toBe(false);
+    expect((await limiter.consume('never-seen', 1, 60)).allowed).toBe(true);
   });
 
   it('ended windows are dropped first to make room for new ones', async () => {

@@ -20,14 +20,16 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local windowMs = tonumber(ARGV[1])
 local ends = tonumber(redis.call('HGET', KEYS[1], 'end') or '0')
+local opened = 0
 if ends <= now then
   ends = now + windowMs
+  opened = 1
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'end', ends)
   redis.call('PEXPIREAT', KEYS[1], ends + 1000)
 end
 local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
-return {count, ends - now}
+return {count, ends - now, opened}
 `;
 
 const RELEASE = `
@@ -91,17 +93,18 @@ export class RedisRateLimiter implements RateLimiter {
     this.events.onFailure(error as Error);
   }
 
-  async consume(key: string, limit: number, windowSeconds: number): Promise<RateDecision> {
+  /** `group` is ignored: Redis holds no fixed table for one tenant to fill (its memory is bounded by maxmemory). */
+  async consume(key: string, limit: number, windowSeconds: number, group?: string): Promise<RateDecision> {
     await this.ready();
     try {
-      const [count, retryMs] = await (this.redis as unknown as { pgConsume(k: string, w: number): Promise<[number, number]> }).pgConsume(
+      const [count, retryMs, opened] = await (this.redis as unknown as { pgConsume(k: string, w: number): Promise<[number, number, number]> }).pgConsume(
         this.prefix + key,
         windowSeconds * 1000,
       );
-      return { allowed: count <= limit, retryAfterSeconds: Math.max(1, Math.ceil(retryMs / 1000)), remaining: Math.max(0, limit - count) };
+      return { allowed: count <= limit, retryAfterSeconds: Math.max(1, Math.ceil(retryMs / 1000)), remaining: Math.max(0, limit - count), opened: opened === 1 };
     } catch (error) {
       this.fail(error);
-      return this.fallback ? this.fallback.consume(key, limit, windowSeconds) : { allowed: true, retryAfterSeconds: 1, remaining: limit };
+      return this.fallback ? this.fallback.consume(key, limit, windowSeconds, group) : { allowed: true, retryAfterSeconds: 1, remaining: limit, opened: false };
     }
   }
 

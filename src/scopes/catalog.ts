@@ -12,6 +12,7 @@ export const ORGANIZATION_RESOURCES = [
   'organization',
   'api_key',
   'audit',
+  'webhook',
 ] as const;
 
 export const SYSTEM_RESOURCES = ['organization', 'system_settings', 'health', 'audit'] as const;

@@ -1,8 +1,10 @@
 /**
  * Password reset (SPEC §7). `request` always answers the same (202), whether or not an account uses
- * the address: it counts the request against the sign-in throttle's reset limits (per source
- * address, per account) and leaves everything that depends on the account (the lookup, the token,
- * the audit event, the mail) to run after the answer, so neither the answer nor its timing tells.
+ * the address: it counts the request against its source (the sign-in throttle's reset limit) and
+ * leaves everything that depends on the account (the lookup, the per-account mail limits, the
+ * token, the audit event, the mail) to run after the answer, so neither the answer nor its timing
+ * tells. Only an existing account gets per-account windows; requests for unknown addresses are
+ * audited per source and minute (audit/bursts.ts), so an anonymous flood writes no row per request.
  * When the account exists and SMTP is configured, a single-use link valid 30 minutes is mailed;
  * only a hash of its token is stored. `confirm` sets the new password (the policy of
  * users/passwords.ts), ends every other link of the account, and ends every session of the user on
@@ -12,7 +14,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from '../db/database.js';
 import type { Work } from '../unit-of-work.js';
 import { AppError } from '../errors.js';
-import type { FailureThrottle } from '../auth/throttle.js';
+import { addressBucket, RESET_KNOWN_SOURCE_DAYS, type FailureThrottle } from '../auth/throttle.js';
+import type { AuditBursts } from '../audit/bursts.js';
+import type { AuditInput } from '../audit/events.js';
 import type { Mailer } from '../mail/mailer.js';
 import { passwordResetMail } from '../mail/messages.js';
 import { isEmailAddress, normalizeEmail } from './email.js';
@@ -37,13 +41,13 @@ export class PasswordResetService {
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly deps: { db: Database; work: Work; throttle: FailureThrottle; mailer: Mailer | null; publicUrl: string; log: ResetLog },
+    private readonly deps: { db: Database; work: Work; throttle: FailureThrottle; bursts: AuditBursts; mailer: Mailer | null; publicUrl: string; log: ResetLog },
   ) {}
 
   /** POST /v1/auth/password-reset: `429 rate_limited` only for a source over its limit; else the answer is 202. */
   async request(typedEmail: string, meta: Meta): Promise<void> {
     const email = normalizeEmail(typedEmail);
-    const { address, mail } = await this.deps.throttle.attemptReset(email, meta.ip);
+    const address = await this.deps.throttle.attemptReset(meta.ip);
     if (address > 0) {
       throw new AppError('rate_limited', 'Too many password-reset requests from this address; try again later', {
         headers: { 'Retry-After': String(address) },
@@ -51,15 +55,35 @@ export class PasswordResetService {
       });
     }
     // Security: after the answer, so the answer's timing cannot tell whether the account exists.
-    const work = this.issue(email, mail, meta).catch((error: Error) => this.deps.log.error({ err: error.message }, 'password reset request failed'));
+    const work = this.issue(email, meta).catch((error: Error) => this.deps.log.error({ err: error.message }, 'password reset request failed'));
     const tracked = work.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }
 
-  private async issue(email: string, mayMail: boolean, meta: Meta): Promise<void> {
+  private async issue(email: string, meta: Meta): Promise<void> {
     const user = await findUserByEmail(this.deps.db, email);
     const mailer = this.deps.mailer;
-    const mailed = user !== null && mailer !== null && mayMail;
+    if (!user) {
+      // Anyone can send these at any rate: the first per source and minute is its own event, the
+      // rest of the minute one event with the count and the addresses asked for.
+      const requested: AuditInput = {
+        action: 'password_reset.requested',
+        actor: { type: 'user', id: null },
+        organizationId: null,
+        target: null,
+        ip: meta.ip,
+        requestId: meta.requestId,
+        // As for login.failed: only something that is an address is kept.
+        details: { email: isEmailAddress(email) ? email : null, mailed: false },
+      };
+      const now = this.deps.bursts.note(`password_reset.unknown|${addressBucket(meta.ip)}`, requested, {
+        recordAt: 1,
+        sample: { field: 'emails', value: isEmailAddress(email) ? email : null },
+      });
+      if (now) await this.deps.work.run(async (tx) => tx.audit(now));
+      return;
+    }
+    const mailed = mailer !== null && (await this.deps.throttle.attemptResetMail(user.email, meta.ip, await this.signedInFrom(user.id, meta.ip)));
     const token = randomBytes(32).toString('base64url');
     const expiresAt = new Date(Date.now() + RESET_TTL_MS);
     await this.deps.work.run(async (tx) => {
@@ -71,14 +95,27 @@ export class PasswordResetService {
         action: 'password_reset.requested',
         actor: { type: 'user', id: null },
         organizationId: null,
-        target: user ? { type: 'user', id: user.id } : null,
+        target: { type: 'user', id: user.id },
         ip: meta.ip,
         requestId: meta.requestId,
-        // As for login.failed: only something that is an address is kept.
-        details: { email: user ? user.email : isEmailAddress(email) ? email : null, mailed },
+        details: { email: user.email, mailed },
       });
     });
     if (mailed) mailer.send(passwordResetMail({ to: user.email, url: `${this.deps.publicUrl}/admin/reset-password?token=${token}`, expiresAt }), 'password_reset');
+  }
+
+  /**
+   * Whether the account signed in from this source (its IPv4 address or IPv6 /64) within
+   * RESET_KNOWN_SOURCE_DAYS: the owner's own place, whose requests others' floods must not starve.
+   */
+  private async signedInFrom(userId: string, ip: string | null): Promise<boolean> {
+    if (!ip) return false;
+    const rows = await this.deps.db.query<{ ip: string }>(
+      `SELECT DISTINCT ip FROM sessions WHERE user_id = $1 AND ip IS NOT NULL AND created_at > now() - make_interval(days => $2) LIMIT 100`,
+      [userId, RESET_KNOWN_SOURCE_DAYS],
+    );
+    const source = addressBucket(ip);
+    return rows.some((r) => addressBucket(r.ip) === source);
   }
 
   /** POST /v1/auth/password-reset/confirm: sets the password and ends every session of the user. */

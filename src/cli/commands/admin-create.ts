@@ -3,9 +3,12 @@
  * A bootstrap command: it opens the database itself (with the server's configuration), for the
  * first operator or to recover access; everyone else is invited through the API (`member invite`).
  *
- * An address that already has an account is refused: creating must never silently replace someone's
- * password. `--reset-password` does replace it (and makes the account a global admin); the
- * service then ends every session of that user, on every node.
+ * An address that already has an account is refused unless a flag says what to change, so that
+ * creating never silently replaces someone's password nor makes someone a global admin by the way:
+ * `--reset-password` sets a new password of a global admin (and ends every session of that user, on
+ * every node); `--global-admin` makes an ordinary account a global admin (its password kept, unless
+ * `--reset-password` is given too). An ordinary account's password is never reset by this command
+ * alone. Every change is audited (`user.global_admin_granted`, `password_reset.completed`).
  */
 import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
@@ -20,6 +23,7 @@ interface Options {
   password?: string;
   passwordStdin?: boolean;
   resetPassword?: boolean;
+  globalAdmin?: boolean;
 }
 
 export function registerAdminCreate(admin: Command): void {
@@ -34,46 +38,44 @@ export function registerAdminCreate(admin: Command): void {
     // --password-stdin or a generated password avoids both.
     .addOption(new Option('--password <password>', `password (at least ${MIN_PASSWORD_LENGTH} characters, not only white space, not a commonly used one)`).conflicts('passwordStdin'))
     .option('--password-stdin', 'read the password from the first line of standard input')
-    .option('--reset-password', 'if the address already has an account: set this password, make it a global admin, and end its sessions')
+    .option('--reset-password', 'if the address already has an account: set this password and end its sessions (an ordinary account also needs --global-admin)')
+    .option('--global-admin', 'if the address already has an ordinary account: make it a global admin (its password is kept unless --reset-password)')
     .action(async (options: Options, command: Command) => {
       const output = new Output(resolveFormat(command.optsWithGlobals()));
       const given = options.passwordStdin ? await readFirstLineOfStdin() : options.password;
-      const generated = given === undefined ? randomBytes(18).toString('base64url') : null; // 144 bits
       // Loaded here, not at the top: only the bootstrap commands load the server's code.
       const { withServices } = await import('../bootstrap.js');
       const { findUserByEmail } = await import('../../users/store.js');
       await withServices(async ({ services, runtime }) => {
-        // Checked before the service call, which itself would replace the password: two steps, so
-        // two operators creating the same address at the same instant could race (bootstrap is
-        // one operator's; a "refuse if it exists" in UserService would close the gap).
+        // A password is chosen (or generated) only when one will be set: a new account, or a reset.
         const existing = await findUserByEmail(runtime.db, options.email);
-        if (existing && !options.resetPassword) {
-          throw new CliError(
-            `conflict: ${existing.email} already has an account (${existing.id}); nothing was changed. ` +
-              'To set a new password (ending its sessions) and make it a global admin, add --reset-password',
-            EXIT.failed,
-          );
+        if (existing && options.globalAdmin && !options.resetPassword && given !== undefined) {
+          throw new CliError(`usage: ${existing.email} already has an account; --global-admin keeps its password, so give none (or add --reset-password)`, EXIT.usage);
         }
-        // On an existing account the service replaces the password and ends every session of the user.
-        const user = await services.users.createGlobalAdmin(options.email, given ?? generated!);
+        const setsPassword = !existing || options.resetPassword === true;
+        const generated = setsPassword && given === undefined ? randomBytes(18).toString('base64url') : null; // 144 bits
+        // The service decides again inside its unit of work (the account may change meanwhile).
+        const outcome = await services.users.createGlobalAdmin(options.email, setsPassword ? (given ?? generated!) : null, {
+          resetPassword: options.resetPassword === true,
+          promote: options.globalAdmin === true,
+        });
+        const { user } = outcome;
         const result = {
           id: user.id,
           object: 'user',
           email: user.email,
           isGlobalAdmin: user.isGlobalAdmin,
           createdAt: user.createdAt.toISOString(),
-          created: !existing,
-          passwordReset: Boolean(existing),
+          created: outcome.created,
+          promoted: outcome.promoted,
+          passwordReset: outcome.passwordReset,
           // Shown once: Paygate keeps only its argon2id hash.
-          ...(generated ? { password: generated } : {}),
+          ...(generated && (outcome.created || outcome.passwordReset) ? { password: generated } : {}),
         };
         if (output.isJson) return output.json(result);
-        output.line(
-          existing
-            ? `Set a new password for ${user.email} (${user.id}), a global admin; its sessions have ended.`
-            : `Created the global admin ${user.email} (${user.id}).`,
-        );
-        if (generated) output.line(`password: ${generated}    (shown once: Paygate keeps only a hash of it)`);
+        const changes = [outcome.promoted ? 'made it a global admin' : null, outcome.passwordReset ? 'set a new password; its sessions have ended' : null].filter(Boolean);
+        output.line(outcome.created ? `Created the global admin ${user.email} (${user.id}).` : `${user.email} (${user.id}): ${changes.join('; ')}.`);
+        if (result.password) output.line(`password: ${result.password}    (shown once: Paygate keeps only a hash of it)`);
       });
     });
 }

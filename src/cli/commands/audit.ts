@@ -9,8 +9,9 @@
  * Following polls the newest page every `--interval` seconds and walks back to the last event it
  * printed. Reading the audit log is itself audited (`audit.read`, and `admin.accessed` for a global
  * admin in an organization), so each poll writes events: the follower recognises its own by their
- * request ids (the server names each event's request) and does not print them, or it would report
- * itself forever.
+ * request ids (the server names each event's request, and an `audit.read` that aggregates a
+ * minute of polls names the last of them) and does not print them, or it would report itself
+ * forever.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -86,8 +87,12 @@ function isTransient(error: unknown): boolean {
   return error instanceof UnreachableError || (error instanceof ApiError && (error.problem.status >= 500 || error.problem.status === 429));
 }
 
-/** How many of our own poll request ids to remember: only the last few can still be unseen. */
-const OWN_READS_KEPT = 64;
+/**
+ * How many of our own poll request ids to remember: enough for every poll of the last two minutes
+ * at the shortest interval (0.1 s), since the server writes a minute's further reads as one
+ * `audit.read` naming the newest of them up to a minute (and a few seconds) later.
+ */
+const OWN_READS_KEPT = 1200;
 
 async function follow(connection: Connection, options: Options): Promise<void> {
   const { client, output } = connection;

@@ -13,7 +13,7 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { Work } from '../../unit-of-work.js';
+import type { UnitOfWork, Work } from '../../unit-of-work.js';
 import type { Config } from '../../config.js';
 import type { Logger } from '../../services.js';
 import { AppError, notFound, validationError, type FieldError } from '../../errors.js';
@@ -352,6 +352,37 @@ export class CheckoutService {
   }
 
   /**
+   * Stores the expiry of open checkouts past their `expiresAt` and emits `checkout.expired` for each,
+   * in the caller's unit of work. The `status = 'open'` condition makes it once per checkout, whether
+   * the sweep or a late payment attempt gets there first.
+   */
+  private async storeExpiry(tx: UnitOfWork, ids: readonly string[]): Promise<number> {
+    const rows = await tx.query<Row>(
+      `UPDATE checkouts SET status = 'expired', updated_at = now()
+        WHERE id = ANY($1::text[]) AND status = 'open' AND expires_at <= now()
+        RETURNING *, ${EFFECTIVE_STATUS} AS effective_status`,
+      [ids],
+    );
+    for (const row of rows) tx.emit({ type: 'checkout.expired', organizationId: row.organization_id, object: this.view(row) });
+    return rows.length;
+  }
+
+  /**
+   * The sweep (every node, on a timer): stores the expiry of up to `limit` open checkouts whose time
+   * ran out, so `checkout.expired` is sent when a checkout expires rather than when someone next
+   * tries to pay it. Rows another node holds are skipped. Returns how many it expired.
+   */
+  async expireDue(limit = 500): Promise<number> {
+    return this.deps.work.run(async (tx) => {
+      const due = await tx.query<{ id: string }>(
+        `SELECT id FROM checkouts WHERE status = 'open' AND expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [limit],
+      );
+      return due.length === 0 ? 0 : this.storeExpiry(tx, due.map((d) => d.id));
+    });
+  }
+
+  /**
    * One submission of the hosted page: at most one attempt, recorded as a transaction. `source` is
    * the payer's address as brake.ts sourceOf() gives it (null when unknown).
    */
@@ -368,8 +399,8 @@ export class CheckoutService {
       const base = { checkout, organizationId };
       if (row!.status === 'completed') return { kind: 'completed', ...base };
       if (row!.effective_status === 'expired') {
-        // Stored lazily: the row says what every read already reports.
-        if (row!.status === 'open') await tx.query("UPDATE checkouts SET status = 'expired', updated_at = now() WHERE id = $1", [id]);
+        // Stored lazily (or by the sweep, expireDue): the row says what every read already reports.
+        if (row!.status === 'open') await this.storeExpiry(tx, [id]);
         return { kind: 'expired', ...base };
       }
       if (invoice === 'gone' || (invoice && invoice.status !== 'open')) {
@@ -413,6 +444,7 @@ export class CheckoutService {
             );
           }
         }
+        tx.emit({ type: 'transaction.failed', organizationId, object: transaction });
         return { kind: 'failed', ...base, transaction, message: charge.message };
       }
       const transaction = await this.deps.transactions.recordAttempt(tx, organizationId, {
@@ -428,8 +460,11 @@ export class CheckoutService {
          WHERE id = $1 AND status = 'open' RETURNING *, ${EFFECTIVE_STATUS} AS effective_status`,
         [id, transaction.id],
       );
+      const view = this.view(completed!);
+      tx.emit({ type: 'transaction.succeeded', organizationId, object: transaction });
+      tx.emit({ type: 'checkout.completed', organizationId, object: view });
       if (checkout.invoiceId) await this.deps.invoices.markPaid(tx, organizationId, checkout.invoiceId);
-      return { kind: 'succeeded', checkout: this.view(completed!), organizationId, transaction };
+      return { kind: 'succeeded', checkout: view, organizationId, transaction };
     });
   }
 }

@@ -2,7 +2,8 @@
  * Running one claimed job: an export streams rows from a cursor into output chunks; an import
  * streams the stored CSV through the line checks and inserts every client in one transaction.
  */
-import type { Database, Queryable } from '../../db/database.js';
+import type { Database } from '../../db/database.js';
+import type { UnitOfWork, Work } from '../../unit-of-work.js';
 import type { ClientInput, ClientService } from '../clients/service.js';
 import { ChunkWriter, chunkStats, readChunks } from './chunks.js';
 import { readClientCsv } from './client-csv.js';
@@ -37,6 +38,8 @@ export interface JobReporter {
 
 export interface RunDeps {
   db: Database;
+  /** An import completes in its own unit of work: the job's completion event is written with it. */
+  work: Work;
   clients: ClientService;
 }
 
@@ -56,13 +59,14 @@ const percent = (done: number, total: number): number => (total <= 0 ? 0 : Math.
  * chunks over other pooled connections as it fills, so memory stays at one fetch plus one chunk.
  * Returns the number of rows and of chunks written.
  */
-export async function runExport(deps: RunDeps, job: ClaimedJob, reporter: JobReporter): Promise<{ rows: number; chunks: number }> {
+export async function runExport(deps: RunDeps, job: ClaimedJob, reporter: JobReporter, maxBytes = Infinity): Promise<{ rows: number; chunks: number }> {
   const source = EXPORT_SOURCES[job.resource];
   const org = [job.organization_id];
   // A retry after a node died mid-export starts over.
   await deps.db.query("DELETE FROM data_io_chunks WHERE job_id = $1 AND part = 'output'", [job.id]);
   return deps.db.transaction(async (tx) => {
     await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    if (maxBytes <= 0) throw new JobFailed([{ message: "the organization's stored data I/O files hold its quota; wait for older exports to expire (7 days after they completed)" }]);
     const [{ total } = { total: 0 }] = await tx.query<{ total: number }>(`SELECT count(*)::int AS total FROM ${source.from}`, org);
     let keys: string[] = [];
     if (job.format === 'csv' && source.metadata) {
@@ -77,7 +81,11 @@ export async function runExport(deps: RunDeps, job: ClaimedJob, reporter: JobRep
     }
 
     let written = 0;
-    const writer = new ChunkWriter(deps.db, job.id, 'output', () => reporter.progress(percent(written, total), written));
+    const writer = new ChunkWriter(deps.db, job.id, 'output', async (bytes) => {
+      // The organization's stored files may not pass its quota (data-io/service.ts).
+      if (bytes > maxBytes) throw new JobFailed([{ message: "the export's file would pass the organization's quota of stored data I/O files; wait for older exports to expire (7 days after they completed)" }]);
+      await reporter.progress(percent(written, total), written);
+    });
     if (job.format === 'csv') await writer.write(csvLine([...source.csvColumns, ...keys.map((k) => `metadata.${k}`)]));
     else await writer.write('[');
 
@@ -117,14 +125,14 @@ export async function runImport(
   deps: RunDeps,
   job: ClaimedJob,
   reporter: JobReporter,
-  complete: (tx: Queryable, rowCount: number) => Promise<void>,
+  complete: (tx: UnitOfWork, rowCount: number) => Promise<void>,
 ): Promise<number> {
   const { chunks, bytes: total } = await chunkStats(deps.db, job.id, 'input');
   let rows = 0;
   const input = readChunks(deps.db, job.id, 'input', chunks, (bytesRead) => reporter.progress(percent(bytesRead, total), rows));
   const errors: JobError[] = [];
   try {
-    return await deps.db.transaction(async (tx) => {
+    return await deps.work.run(async (tx) => {
       let batch: ClientInput[] = [];
       let imported = 0;
       for await (const item of readClientCsv(input)) {

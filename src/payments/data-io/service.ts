@@ -8,6 +8,12 @@
  * is refreshed every HEARTBEAT_MS; a job whose node stopped beating for STALE_AFTER_S (the node
  * died) is claimed again, at most MAX_ATTEMPTS times in all. An export restarts from scratch; an
  * import is one transaction, so a dead node left nothing of it behind.
+ *
+ * Stored files are bounded: an import's uploaded file is deleted once the import completed or
+ * failed; an export's file is kept EXPORT_TTL_MS after it completed (then its download is `404`, and
+ * the hourly purge deletes it); and an organization's stored files together may hold at most
+ * STORAGE_QUOTA_BYTES (`429 rate_limited` for a new job past it, and a running export that would
+ * pass it fails).
  */
 import { listNewestFirst, type PageRequest } from '../../db/pages.js';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +22,7 @@ import type { Database, Queryable } from '../../db/database.js';
 import type { InvalidationBus } from '../../cache/invalidation.js';
 import type { RequestContext } from '../../auth/context.js';
 import type { Logger } from '../../services.js';
-import type { Work } from '../../unit-of-work.js';
+import type { UnitOfWork, Work } from '../../unit-of-work.js';
 import { AppError, notFound, validationError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import type { ClientService } from '../clients/service.js';
@@ -94,6 +100,13 @@ export const UPLOAD_LIMITS = {
  * tenant's jobs behind them. Past it, `429 rate_limited`.
  */
 export const MAX_PENDING_JOBS_PER_ORGANIZATION = 20;
+/** How long an export's file stays downloadable after the export completed. */
+export const EXPORT_TTL_MS = 7 * 24 * 3600_000;
+/**
+ * Bytes of stored job files (import uploads not yet run, export results) one organization may hold.
+ * Checked when a job starts and as it writes; two uploads at once may pass it by at most one file.
+ */
+export const STORAGE_QUOTA_BYTES = 1024 ** 3;
 /** Advisory lock class of the per-organization job and upload counts (two-int4 keyspace). */
 const JOBS_LOCK_CLASS = 0x75706c64; // 'upld'
 /** Idle poll for queued jobs; new jobs on this node start at once (kick). */
@@ -158,6 +171,8 @@ export class DataIoService {
   private uploads = 0;
   /** See UPLOAD_LIMITS; per service so a test can shorten them on one node. */
   readonly uploadLimits = { ...UPLOAD_LIMITS };
+  /** See STORAGE_QUOTA_BYTES and EXPORT_TTL_MS; per service so a test can lower them. */
+  readonly storage = { quotaBytes: STORAGE_QUOTA_BYTES, exportTtlMs: EXPORT_TTL_MS };
 
   constructor(private readonly deps: DataIoDeps) {}
 
@@ -172,6 +187,7 @@ export class DataIoService {
     const job = await this.deps.work.run(async (tx) => {
       await this.lockJobsOf(tx, organizationId);
       await this.refuseIfBacklogged(tx, organizationId, {});
+      await this.refuseIfOverQuota(tx, organizationId, 0, {});
       const row = await this.insertJob(tx, ctx, organizationId, 'export', input.resource, input.format, 'queued');
       tx.audit({
         action: 'data_io.export_started',
@@ -207,8 +223,10 @@ export class DataIoService {
     let stagedId: string | null = null;
     let heartbeat: NodeJS.Timeout | null = null;
     try {
-      const staged = await this.stageUpload(ctx, organizationId);
+      const { job: staged, storedBytes } = await this.stageUpload(ctx, organizationId);
       stagedId = staged.id;
+      // What this upload may store: its own limit, and what is left of the organization's quota.
+      const quotaLeft = this.storage.quotaBytes - storedBytes;
       heartbeat = setInterval(() => {
         void this.deps.db.query("UPDATE data_io_jobs SET heartbeat_at = now() WHERE id = $1 AND status = 'uploading'", [staged.id]).catch(() => undefined);
       }, limits.heartbeatMs);
@@ -225,6 +243,7 @@ export class DataIoService {
           // rather than reading the rest of it to keep the connection alive.
           throw new AppError('payload_too_large', `An import file may hold at most ${maxBytes} bytes`, { headers: { Connection: 'close' } });
         }
+        if (writer.bytes + piece.length > quotaLeft) throw this.overQuota({ Connection: 'close' });
         await writer.write(piece);
       }
       await writer.flush();
@@ -260,12 +279,13 @@ export class DataIoService {
    * on any node. Counted and inserted under an advisory lock per organization, so two nodes cannot
    * both take the last place; only jobs whose heartbeat is recent count (a dead node's do not).
    */
-  private async stageUpload(ctx: RequestContext, organizationId: string): Promise<JobRow> {
+  private async stageUpload(ctx: RequestContext, organizationId: string): Promise<{ job: JobRow; storedBytes: number }> {
     const limits = this.uploadLimits;
     return this.deps.db.transaction(async (tx) => {
       await this.lockJobsOf(tx, organizationId);
       // The file is not read on after a refusal: the connection closes after the answer.
       await this.refuseIfBacklogged(tx, organizationId, { Connection: 'close' });
+      const storedBytes = await this.refuseIfOverQuota(tx, organizationId, 0, { Connection: 'close' });
       const [{ n }] = (await tx.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM data_io_jobs
           WHERE organization_id = $1 AND status = 'uploading' AND heartbeat_at > now() - make_interval(secs => $2)`,
@@ -278,7 +298,34 @@ export class DataIoService {
           extra: { retryAfterSeconds: 10 },
         });
       }
-      return this.insertJob(tx, ctx, organizationId, 'import', 'clients', 'csv', 'uploading');
+      return { job: await this.insertJob(tx, ctx, organizationId, 'import', 'clients', 'csv', 'uploading'), storedBytes };
+    });
+  }
+
+  /** Bytes of the organization's stored job files (inputs and outputs). */
+  private async storedBytes(q: Queryable, organizationId: string): Promise<number> {
+    // octet_length of a bytea reads the stored size from the value's header; no file is read.
+    const [row] = await q.query<{ bytes: string }>(
+      `SELECT coalesce(sum(octet_length(c.data)), 0)::bigint AS bytes
+         FROM data_io_chunks c JOIN data_io_jobs j ON j.id = c.job_id WHERE j.organization_id = $1`,
+      [organizationId],
+    );
+    return Number(row?.bytes ?? 0);
+  }
+
+  /** `429` when the organization's stored files already hold its quota; otherwise the bytes they hold. */
+  private async refuseIfOverQuota(q: Queryable, organizationId: string, adding: number, headers: Record<string, string>): Promise<number> {
+    const stored = await this.storedBytes(q, organizationId);
+    if (stored + adding >= this.storage.quotaBytes) throw this.overQuota(headers);
+    return stored;
+  }
+
+  private overQuota(headers: Record<string, string>): AppError {
+    const gib = (this.storage.quotaBytes / 1024 ** 3).toFixed(this.storage.quotaBytes % 1024 ** 3 === 0 ? 0 : 3);
+    // An hour: the purge runs hourly, and an export's file expires 7 days after it completed.
+    return new AppError('rate_limited', `This organization's stored data I/O files hold its quota of ${gib} GiB; new files can be stored once older exports expire (7 days after they completed) or queued imports have run`, {
+      headers: { 'Retry-After': '3600', ...headers },
+      extra: { retryAfterSeconds: 3600, quotaBytes: this.storage.quotaBytes },
     });
   }
 
@@ -309,6 +356,21 @@ export class DataIoService {
     );
   }
 
+  /**
+   * Deletes stored files no job needs any more: exports' files EXPORT_TTL_MS after they completed,
+   * and the input of imports that finished (deleted when they finish; this catches any left behind).
+   * The jobs themselves stay, as their record.
+   */
+  async purgeExpiredFiles(): Promise<void> {
+    await this.deps.db.query(
+      `DELETE FROM data_io_chunks c USING data_io_jobs j
+        WHERE c.job_id = j.id
+          AND ((c.part = 'output' AND j.status = 'completed' AND j.completed_at <= now() - make_interval(secs => $1))
+            OR (c.part = 'input' AND j.status IN ('completed', 'failed')))`,
+      [this.storage.exportTtlMs / 1000],
+    );
+  }
+
   /** Newest first, cursor-paginated like every list (SPEC §11). */
   async list(organizationId: string, page: PageRequest) {
     return listNewestFirst(this.deps.db, {
@@ -335,6 +397,13 @@ export class DataIoService {
     const job = await this.row(organizationId, id);
     if (job.kind !== 'export') throw new AppError('not_found', 'Import jobs have no file to download');
     if (job.status !== 'completed') throw new AppError('conflict', `The job is ${job.status}; its file can be downloaded once it has completed`);
+    // Expired whether or not the hourly purge has deleted it yet: the answer does not depend on timing.
+    const expiresAt = new Date(job.completed_at!.getTime() + this.storage.exportTtlMs);
+    if (expiresAt <= new Date()) {
+      throw new AppError('not_found', `This export's file expired at ${expiresAt.toISOString()}, ${this.storage.exportTtlMs / 86_400_000} days after the export completed; start a new export`, {
+        extra: { expiredAt: expiresAt.toISOString() },
+      });
+    }
     const { chunks, bytes } = await chunkStats(this.deps.db, job.id, 'output');
     return {
       contentType: CONTENT_TYPES[job.format],
@@ -465,21 +534,28 @@ export class DataIoService {
         if (lost || rows.length === 0) throw new LostClaim();
       },
     };
-    const complete = async (tx: Queryable, rowCount: number) => {
-      const rows = await tx.query(
+    const complete = async (tx: UnitOfWork, rowCount: number) => {
+      const rows = await tx.query<JobRow>(
         `UPDATE data_io_jobs SET status = 'completed', progress = 100, row_count = $3, errors = '[]', completed_at = now()
-          WHERE id = $1 AND claimed_by = $2 RETURNING id`,
+          WHERE id = $1 AND claimed_by = $2 RETURNING *`,
         [job.id, job.token, rowCount],
       );
       if (rows.length === 0) throw new LostClaim();
+      tx.emit({ type: 'data_io.job_completed', organizationId: job.organization_id, object: toView(rows[0]!) });
+      // An import's uploaded file has done its work: it goes with the change that imported it.
+      if (job.kind === 'import') await tx.query("DELETE FROM data_io_chunks WHERE job_id = $1 AND part = 'input'", [job.id]);
     };
     try {
       if (job.attempts > MAX_ATTEMPTS) {
         throw new JobFailed([{ message: `the job was interrupted ${MAX_ATTEMPTS} times (its node stopped); start it again` }]);
       }
       if (job.kind === 'export') {
-        const output = await runExport(this.deps, job, reporter);
-        await db.transaction(async (tx) => {
+        // The file this export may write: what is left of the organization's quota (its own
+        // earlier output, from a run that died, is deleted first and does not count).
+        await db.query("DELETE FROM data_io_chunks WHERE job_id = $1 AND part = 'output'", [job.id]);
+        const budget = this.storage.quotaBytes - (await this.storedBytes(db, job.organization_id));
+        const output = await runExport(this.deps, job, reporter, budget);
+        await this.deps.work.run(async (tx) => {
           await complete(tx, output.rows);
           // A run that lost its claim (a node stalled past STALE_AFTER_S) stops at its next write,
           // but one chunk of it may land past this run's end; the file is exactly this run's chunks.
@@ -507,13 +583,15 @@ export class DataIoService {
   }
 
   private async fail(job: JobRow & { token: string }, errors: JobError[]): Promise<void> {
-    await this.deps.db.transaction(async (tx) => {
-      const rows = await tx.query(
+    await this.deps.work.run(async (tx) => {
+      const rows = await tx.query<JobRow>(
         `UPDATE data_io_jobs SET status = 'failed', row_count = 0, errors = $3, completed_at = now()
-          WHERE id = $1 AND claimed_by = $2 RETURNING id`,
+          WHERE id = $1 AND claimed_by = $2 RETURNING *`,
         [job.id, job.token, JSON.stringify(errors)],
       );
-      if (rows.length > 0 && job.kind === 'export') await tx.query("DELETE FROM data_io_chunks WHERE job_id = $1 AND part = 'output'", [job.id]);
+      if (rows[0]) tx.emit({ type: 'data_io.job_failed', organizationId: job.organization_id, object: toView(rows[0]) });
+      // A failed job keeps no file: neither a partial export nor the import's upload (it is final).
+      if (rows.length > 0) await tx.query('DELETE FROM data_io_chunks WHERE job_id = $1', [job.id]);
     });
   }
 }

@@ -7,7 +7,7 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { Work } from '../../unit-of-work.js';
+import type { UnitOfWork, Work } from '../../unit-of-work.js';
 import { AppError, notFound, validationError } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
 import { MAX_AMOUNT } from '../money.js';
@@ -129,7 +129,7 @@ export class InvoiceService {
    * null when this (schedule, period) already has its invoice: the UNIQUE constraint, not timing, is
    * what makes a double issue impossible.
    */
-  async issueRecurring(tx: Queryable, organizationId: string, issue: RecurringIssue): Promise<InvoiceView | null> {
+  async issueRecurring(tx: UnitOfWork, organizationId: string, issue: RecurringIssue): Promise<InvoiceView | null> {
     const total = requireTotal(issue.lines, '/template/lines');
     const rows = await tx.query<InvoiceRow>(
       `INSERT INTO invoices (id, organization_id, client_id, status, currency, lines, total, recurring_schedule_id, recurring_period_start, finalized_at)
@@ -138,7 +138,11 @@ export class InvoiceService {
        RETURNING *`,
       [newId('invoice'), organizationId, issue.clientId, issue.currency, JSON.stringify(normalizeLines(issue.lines)), total, issue.scheduleId, issue.periodStart],
     );
-    return rows[0] ? toInvoiceView(rows[0]) : null;
+    if (!rows[0]) return null;
+    // Issued open: for a webhook receiver it is finalized, as a draft finalized by hand is.
+    const view = toInvoiceView(rows[0]);
+    tx.emit({ type: 'invoice.finalized', organizationId, object: view });
+    return view;
   }
 
   /** Newest first, cursor-paginated; optional status and client filters. */
@@ -167,12 +171,13 @@ export class InvoiceService {
     return toInvoiceView(rows[0]);
   }
 
-  /** Checkouts: marks an open invoice paid in the payment's transaction. */
-  async markPaid(tx: Queryable, organizationId: string, id: string): Promise<void> {
+  /** Checkouts: marks an open invoice paid in the payment's unit of work, with its `invoice.paid` event. */
+  async markPaid(tx: UnitOfWork, organizationId: string, id: string): Promise<void> {
     const invoice = await this.get(tx, organizationId, id, { forUpdate: true });
     if (invoice.status === 'paid') return;
     if (invoice.status !== 'open') throw new AppError('conflict', `Invoice ${id} is ${invoice.status}, not open`);
-    await tx.query("UPDATE invoices SET status = 'paid', paid_at = now(), updated_at = now() WHERE id = $1", [id]);
+    const [row] = await tx.query<InvoiceRow>("UPDATE invoices SET status = 'paid', paid_at = now(), updated_at = now() WHERE id = $1 RETURNING *", [id]);
+    tx.emit({ type: 'invoice.paid', organizationId, object: toInvoiceView(row!) });
   }
 
   /** The portal: a client's invoices that are not drafts, newest first. */
@@ -248,7 +253,9 @@ export class InvoiceService {
         `UPDATE invoices SET status = $2, ${stamp} = now(), updated_at = now() WHERE id = $1 RETURNING *`,
         [id, to],
       );
-      return toInvoiceView(row!);
+      const view = toInvoiceView(row!);
+      tx.emit({ type: to === 'open' ? 'invoice.finalized' : 'invoice.voided', organizationId, object: view });
+      return view;
     });
   }
 }

@@ -29,7 +29,7 @@
  */
 import { listNewestFirst } from '../../db/pages.js';
 import type { Database, Queryable } from '../../db/database.js';
-import type { Work } from '../../unit-of-work.js';
+import type { UnitOfWork, Work } from '../../unit-of-work.js';
 import type { Logger } from '../../services.js';
 import { AppError, notFound } from '../../errors.js';
 import { isId, newId } from '../../ids.js';
@@ -239,7 +239,7 @@ export class RecurringScheduleService {
    * POST /v1/recurring-schedules/{id}/run: issues the next invoice now, in the caller's transaction
    * (the Idempotency-Key's). See the header for what a run racing another run does.
    */
-  async run(tx: Queryable, organizationId: string, id: string): Promise<RunResult> {
+  async run(tx: UnitOfWork, organizationId: string, id: string): Promise<RunResult> {
     // The period this request asks for: read before waiting for the lock.
     const seen = await this.row(tx, organizationId, id, false);
     const row = await this.row(tx, organizationId, id, true);
@@ -259,7 +259,7 @@ export class RecurringScheduleService {
   }
 
   /** Issues the run's invoice and advances the schedule; `row` is locked by the caller's transaction. */
-  private async issue(tx: Queryable, row: Row): Promise<Issued> {
+  private async issue(tx: UnitOfWork, row: Row): Promise<Issued> {
     // The database's clock, not this node's: every node must agree on which period is current.
     const [{ now }] = (await tx.query<{ now: Date }>('SELECT clock_timestamp() AS now')) as [{ now: Date }];
     // Checked under the schedule's lock, whoever runs it: a deleted organization or client is billed nothing.
@@ -307,7 +307,8 @@ export class RecurringScheduleService {
     for (let i = 0; i < MAX_RUNS_PER_TICK && !this.stopped; i++) {
       const attempt: { scheduleId: string | null } = { scheduleId: null };
       try {
-        const outcome = await this.deps.db.transaction(async (tx) => {
+        // A unit of work: the invoice it issues emits invoice.finalized with it.
+        const outcome = await this.deps.work.run(async (tx) => {
           const [row] = await tx.query<Row>(
             `SELECT * FROM recurring_schedules s
              WHERE status = 'active' AND deleted_at IS NULL AND next_run_at <= now() AND NOT (id = ANY($1::text[]))

@@ -242,6 +242,8 @@ export class TransactionService {
       requestId: ctx.requestId,
       details: { transactionId: id, amount, currency: txn.currency, amountRefunded: updated[0]!.amount_refunded },
     });
-    return toRefundView(row!, txn.currency);
+    const refund = toRefundView(row!, txn.currency);
+    tx.emit({ type: 'refund.created', organizationId, object: refund });
+    return refund;
   }
 }
