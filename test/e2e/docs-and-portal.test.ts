@@ -59,7 +59,8 @@ describeInBrowser('docs and portal pages in a browser', () => {
       const response = await page.goto(`${t.url}/docs`);
       expect(response!.headers()['content-security-policy']).toContain("script-src 'self'");
       await page.locator('.opblock').first().waitFor();
-      expect(await page.locator('.opblock').count()).toBeGreaterThan(50);
+      // Swagger UI renders tag by tag after the first block appears: wait for them all.
+      await expect.poll(() => page.locator('.opblock').count(), { timeout: 15_000 }).toBeGreaterThan(50);
       // Expanding an operation renders its parameters and responses (more components, more styles).
       await page.locator('.opblock-summary').first().click();
       await page.locator('.opblock-body').first().waitFor();
