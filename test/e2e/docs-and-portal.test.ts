@@ -59,8 +59,23 @@ describeInBrowser('docs and portal pages in a browser', () => {
       const response = await page.goto(`${t.url}/docs`);
       expect(response!.headers()['content-security-policy']).toContain("script-src 'self'");
       await page.locator('.opblock').first().waitFor();
-      // Swagger UI renders tag by tag after the first block appears: wait for them all.
-      await expect.poll(() => page.locator('.opblock').count(), { timeout: 15_000 }).toBeGreaterThan(50);
+      // Swagger UI renders only the operations near the viewport (and drops those scrolled past):
+      // scroll through the page and collect every operation block seen on the way.
+      const document = (await (await fetch(`${t.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const operations = Object.values(document.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+      expect(operations).toBeGreaterThan(50);
+      const seen = new Set<string>();
+      for (let step = 0; step < 400 && seen.size < operations; step++) {
+        const ids = await page.evaluate(() => [...window.document.querySelectorAll('.opblock')].map((e) => e.id));
+        for (const id of ids) seen.add(id);
+        const atEnd = await page.evaluate(() => {
+          window.scrollBy(0, window.innerHeight / 2);
+          return window.scrollY + window.innerHeight >= window.document.body.scrollHeight - 1;
+        });
+        await page.waitForTimeout(atEnd ? 250 : 50);
+      }
+      expect(seen.size).toBe(operations);
+      await page.evaluate(() => window.scrollTo(0, 0));
       // Expanding an operation renders its parameters and responses (more components, more styles).
       await page.locator('.opblock-summary').first().click();
       await page.locator('.opblock-body').first().waitFor();
@@ -69,7 +84,7 @@ describeInBrowser('docs and portal pages in a browser', () => {
     } finally {
       await close();
     }
-  });
+  }, 120_000);
 
   it('a magic link opened in a browser signs the client in through its own self-submitting page', async () => {
     const { page, problems, close } = await newPage();
