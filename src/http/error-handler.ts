@@ -32,7 +32,9 @@ export function problemBody(error: AppError, requestId: string) {
 export function sendProblem(reply: FastifyReply, error: AppError): FastifyReply {
   if (error.status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
-  return reply.code(error.status).type('application/problem+json').send(problemBody(error, reply.request.id));
+  // Serialised as it is, not through the route's response schema: a problem's extra fields (errors,
+  // requiredScope, ...) are never dropped, and a problem holds no secret by construction.
+  return reply.code(error.status).type('application/problem+json').serializer(JSON.stringify).send(problemBody(error, reply.request.id));
 }
 
 function fromValidation(error: FastifyError): AppError {

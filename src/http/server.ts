@@ -7,6 +7,7 @@ import type { Duplex, Writable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
+import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { Services } from '../services.js';
@@ -19,12 +20,16 @@ import { registerDocsRoutes } from './docs-routes.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuthRoutes } from '../auth/routes.js';
 import { registerKeyRoutes } from '../keys/routes.js';
+import { registerUsageRoutes } from '../usage/routes.js';
 import { registerOrganizationRoutes } from '../organizations/routes.js';
 import { registerSettingsRoutes } from '../settings/routes.js';
 import { registerAuditRoutes } from '../audit/routes.js';
 import { registerPaymentRoutes } from '../payments/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
+import { registerReportRoutes } from '../reports/routes.js';
+import { registerLeakRoutes } from '../leaks/routes.js';
 import { LOG_REDACTION, logDestination } from '../logging.js';
+import { registerComponents, swaggerOptions } from './openapi.js';
 
 export interface ServerOptions {
   /** Where logs go (tests capture them); default stdout. */
@@ -126,6 +131,33 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   socket.destroy(error);
 }
 
+/**
+ * Fastify compiles a serialiser per route and status; most routes share their response schemas
+ * (every organization route is mounted twice, views such as ApiKey answer many routes), and each
+ * compilation validates and resolves the schema anew. One serialiser per schema object keeps
+ * start-up from growing with the number of mounts. The cache spans the factory's calls: Fastify
+ * calls it again for every route of a context that has shared schemas (ours has, the components).
+ * The shared schemas are all added before the first route (openapi.ts registerComponents) and only
+ * ever grow, so a serialiser compiled earlier still resolves every reference it has.
+ */
+function sharedSerializers(): SerializerSelector.SerializerFactory {
+  const build = SerializerSelector();
+  const compiled = new WeakMap<object, SerializerSelector.Serializer>();
+  return (externalSchemas, options) => {
+    const compile = build(externalSchemas, options);
+    return (route) => {
+      const schema = route.schema;
+      if (typeof schema !== 'object' || schema === null) return compile(route);
+      let serializer = compiled.get(schema);
+      if (!serializer) {
+        serializer = compile(route);
+        compiled.set(schema, serializer);
+      }
+      return serializer;
+    };
+  };
+}
+
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   // The tests' capture, else JSON on stdout or, for people, pino-pretty (src/logging.ts).
   const logStream = options.logStream ?? logDestination(services.config.logFormat);
@@ -149,6 +181,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     // connection) with our own 503 below rather than Fastify's JSON.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
+    schemaController: { compilersFactory: { buildSerializer: sharedSerializers() } },
   });
 
   const bodyAjv = makeAjv(false);
@@ -167,24 +200,9 @@ export async function buildServer(services: Services, options: ServerOptions = {
 
   // Parsed lazily (auth/plugin.ts cookiesOf) instead of on every request.
   await app.register(cookie, { hook: false });
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Paygate API',
-        version: '0.1.0',
-        description:
-          'Paygate: API keys and authentication for a self-hostable payment gateway. Tokens match sk_[0-9A-Za-z]{20}\\.[0-9A-Za-z]{49}.',
-      },
-      components: {
-        securitySchemes: {
-          apiKey: { type: 'http', scheme: 'bearer', description: 'Organization or system API key: sk_<id>.<secret>' },
-          session: { type: 'apiKey', in: 'cookie', name: 'session' },
-        },
-      },
-      security: [{ apiKey: [] }, { session: [] }],
-    },
-  });
+  // Named schema components (src/http/openapi.ts) for the serialisers, the validators and the document.
+  registerComponents(app, [bodyAjv, paramAjv]);
+  await app.register(swagger, swaggerOptions(services.config));
 
   registerErrorHandling(app);
   let closing = false;
@@ -229,11 +247,14 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await registerAdminRoutes(app, services);
   registerAuthRoutes(app, services);
   registerKeyRoutes(app, services);
+  registerUsageRoutes(app, services);
   registerOrganizationRoutes(app, services);
   registerSettingsRoutes(app, services);
   registerAuditRoutes(app, services);
   registerPaymentRoutes(app, services);
   registerWebhookRoutes(app, services);
+  registerLeakRoutes(app, services);
+  registerReportRoutes(app, services);
 
   await app.ready();
   return app;

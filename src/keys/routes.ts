@@ -1,90 +1,103 @@
 /** HTTP for API keys: /v1/api-keys (organization tier) and /v1/system/api-keys (system tier). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import type { Services } from '../services.js';
 import type { AuthRequirement } from '../auth/requirements.js';
-import { ID_PARAM, PAGE_QUERY, authOf, organizationRoute, pageOf, route, type RouteDef } from '../http/routes.js';
+import { authOf, organizationRoute, pageOf, route, type RouteDef, type RouteSchema } from '../http/routes.js';
+import { IdParams, ListOf, NoContent, OptionalBody, PageQuery, component } from '../http/openapi.js';
 import type { KeyScope } from './store.js';
-import type { CreateKeyInput, UpdateKeyInput } from './service.js';
+import { MAX_GRACE_MINUTES, type ApiKeyView } from './service.js';
+import { ApiKeyRef, ApiKeyWithSecretRef, CreateKeyBody, UpdateKeyBody } from './schemas.js';
 
-const RATE_LIMIT = {
-  type: ['object', 'null'],
-  additionalProperties: false,
-  required: ['requests', 'windowSeconds'],
-  properties: {
-    requests: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-    windowSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
-  },
-} as const;
+/** A create or rotate answer: the view with its token (a view without one is a bug, never sent). */
+function withSecret(view: ApiKeyView): ApiKeyView & { secret: string } {
+  if (typeof view.secret !== 'string') throw new Error('a created or rotated key has no secret');
+  return view as ApiKeyView & { secret: string };
+}
 
-const KEY_FIELDS = {
-  name: { type: 'string', minLength: 1, maxLength: 100 },
-  description: { type: ['string', 'null'], maxLength: 500 },
-  scopes: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 64 }, description: 'resource:action scopes' },
-  expiresAt: { type: ['string', 'null'], format: 'date-time' },
-  allowedIps: { type: ['array', 'null'], maxItems: 100, items: { type: 'string', maxLength: 64 }, description: 'IPv4/IPv6 addresses or CIDR ranges' },
-  rateLimit: RATE_LIMIT,
-} as const;
+const ApiKeyListRef = component('ApiKeyList', ListOf(ApiKeyRef, 'A page of API keys'));
 
-const CREATE_BODY = { type: 'object', additionalProperties: false, required: ['name', 'scopes'], properties: KEY_FIELDS } as const;
-const UPDATE_BODY = { type: 'object', additionalProperties: false, minProperties: 1, properties: KEY_FIELDS } as const;
-const ROTATE_BODY = {
-  type: ['object', 'null'],
-  additionalProperties: false,
-  properties: { gracePeriodMinutes: { type: 'integer', minimum: 0, maximum: 10080 } },
-} as const;
+const RotateBody = OptionalBody(
+  Type.Object(
+    {
+      gracePeriodMinutes: Type.Optional(
+        Type.Integer({ minimum: 0, maximum: MAX_GRACE_MINUTES, description: 'How long the previous secret keeps working (default: the system setting apiKeyRotationGraceMinutes; 0 ends it at once)' }),
+      ),
+      retireWhenIdleMinutes: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 1440, description: 'Also end the grace once the previous secret has not been seen on any node for this many minutes after the new secret\'s first use (never later than previousSecretExpiresAt); docs/usage.md' }),
+      ),
+    },
+    { additionalProperties: false, examples: [{ gracePeriodMinutes: 60 }] },
+  ),
+);
+const EmptyBody = OptionalBody(Type.Object({}, { additionalProperties: false }));
 
 interface Variant {
-  mount: (app: FastifyInstance, def: RouteDef) => void;
+  mount: <S extends RouteSchema>(app: FastifyInstance, def: RouteDef<S>) => void;
   prefix: string;
   tag: string;
+  /** operationId noun: ApiKey or SystemApiKey. */
+  noun: string;
   auth: (scope: string) => AuthRequirement;
   where: (request: FastifyRequest) => KeyScope;
 }
 
 function registerVariant(app: FastifyInstance, services: Services, v: Variant): void {
   const { keys } = services;
-  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
   const tags = [v.tag];
+  const what = v.noun === 'ApiKey' ? 'API key' : 'system API key';
 
   v.mount(app, {
-    method: 'GET', path: v.prefix, auth: v.auth('api_key:read'), summary: 'List API keys', tags,
-    schema: { querystring: PAGE_QUERY },
+    method: 'GET', path: v.prefix, operationId: `list${v.noun}s`, auth: v.auth('api_key:read'), summary: `List ${what}s`, tags,
+    description: 'Newest first; cursor-paginated.',
+    schema: { querystring: PageQuery, response: { 200: ApiKeyListRef } },
     handler: async (request) => keys.list(v.where(request), pageOf(request)),
   });
   v.mount(app, {
-    method: 'POST', path: v.prefix, auth: v.auth('api_key:create'), summary: 'Create an API key (the secret is shown once)', tags,
-    schema: { body: CREATE_BODY },
+    method: 'POST', path: v.prefix, operationId: `create${v.noun}`, auth: v.auth('api_key:create'), summary: `Create an ${what}`, tags,
+    description: 'The response holds the whole token in `secret`, shown this once. A key may grant only scopes and restrictions its creator holds.',
+    schema: { body: CreateKeyBody, response: { 201: ApiKeyWithSecretRef } },
+    errors: ['conflict'],
     handler: async (request, reply) => {
-      const key = await keys.create(authOf(request).ctx, v.where(request), request.body as CreateKeyInput);
-      return reply.code(201).send(key);
+      const key = await keys.create(authOf(request).ctx, v.where(request), request.body);
+      return reply.code(201).send(withSecret(key));
     },
   });
   v.mount(app, {
-    method: 'GET', path: `${v.prefix}/:id`, auth: v.auth('api_key:read'), summary: 'Get an API key', tags,
-    schema: { params: ID_PARAM },
-    handler: async (request) => keys.get(v.where(request), id(request)),
+    method: 'GET', path: `${v.prefix}/:id`, operationId: `get${v.noun}`, auth: v.auth('api_key:read'), summary: `Get an ${what}`, tags,
+    schema: { params: IdParams, response: { 200: ApiKeyRef } },
+    errors: ['not_found'],
+    handler: async (request) => keys.get(v.where(request), request.params.id),
   });
   v.mount(app, {
-    method: 'PATCH', path: `${v.prefix}/:id`, auth: v.auth('api_key:update'), summary: 'Update an API key', tags,
-    schema: { params: ID_PARAM, body: UPDATE_BODY },
-    handler: async (request) => keys.update(authOf(request).ctx, v.where(request), id(request), request.body as UpdateKeyInput),
+    method: 'PATCH', path: `${v.prefix}/:id`, operationId: `update${v.noun}`, auth: v.auth('api_key:update'), summary: `Update an ${what}`, tags,
+    description: 'Takes effect on every node as soon as the response returns. The expiry of an expired or revoked key cannot change (`409 conflict`).',
+    schema: { params: IdParams, body: UpdateKeyBody, response: { 200: ApiKeyRef } },
+    errors: ['not_found', 'conflict'],
+    handler: async (request) => keys.update(authOf(request).ctx, v.where(request), request.params.id, request.body),
   });
   v.mount(app, {
-    method: 'POST', path: `${v.prefix}/:id/rotate`, auth: v.auth('api_key:update'), summary: 'Rotate an API key (new secret, same id)', tags,
-    schema: { params: ID_PARAM, body: ROTATE_BODY },
-    handler: async (request) => keys.rotate(authOf(request).ctx, v.where(request), id(request), (request.body as { gracePeriodMinutes?: number } | undefined) ?? {}),
+    method: 'POST', path: `${v.prefix}/:id/rotate`, operationId: `rotate${v.noun}`, auth: v.auth('api_key:update'), summary: `Rotate an ${what}`, tags,
+    description: 'A new secret, same id; the response holds the new token once. The previous secret keeps working until `previousSecretExpiresAt`; rotating again ends the older one at once.',
+    schema: { params: IdParams, body: RotateBody, response: { 200: ApiKeyWithSecretRef } },
+    errors: ['not_found', 'conflict'],
+    handler: async (request) => withSecret(await keys.rotate(authOf(request).ctx, v.where(request), request.params.id, request.body ?? {})),
   });
   v.mount(app, {
-    method: 'POST', path: `${v.prefix}/:id/revoke`, auth: v.auth('api_key:delete'), summary: 'Revoke an API key (irreversible)', tags,
-    schema: { params: ID_PARAM, body: { type: ['object', 'null'], additionalProperties: false, properties: {} } },
-    handler: async (request) => keys.revoke(authOf(request).ctx, v.where(request), id(request)),
+    method: 'POST', path: `${v.prefix}/:id/revoke`, operationId: `revoke${v.noun}`, auth: v.auth('api_key:delete'), summary: `Revoke an ${what}`, tags,
+    description: 'Irreversible: the current and previous secrets stop working on every node as soon as the response returns.',
+    schema: { params: IdParams, body: EmptyBody, response: { 200: ApiKeyRef } },
+    errors: ['not_found', 'conflict'],
+    handler: async (request) => keys.revoke(authOf(request).ctx, v.where(request), request.params.id),
   });
   v.mount(app, {
-    method: 'DELETE', path: `${v.prefix}/:id`, auth: v.auth('api_key:delete'), summary: 'Delete an API key for good', tags,
-    schema: { params: ID_PARAM },
+    method: 'DELETE', path: `${v.prefix}/:id`, operationId: `delete${v.noun}`, auth: v.auth('api_key:delete'), summary: `Delete an ${what}`, tags,
+    description: 'The key is gone (`404` after); its id is never reused and its audit events stay.',
+    schema: { params: IdParams, response: { 204: NoContent } },
+    errors: ['not_found'],
     handler: async (request, reply) => {
-      await keys.delete(authOf(request).ctx, v.where(request), id(request));
-      return reply.code(204).send();
+      await keys.delete(authOf(request).ctx, v.where(request), request.params.id);
+      return reply.code(204).send(null);
     },
   });
 }
@@ -94,6 +107,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     mount: organizationRoute,
     prefix: '/api-keys',
     tag: 'API keys',
+    noun: 'ApiKey',
     auth: (scope) => ({ kind: 'organization', scope }),
     where: (request) => ({ tier: 'organization', organizationId: authOf(request).organizationId }),
   });
@@ -101,6 +115,7 @@ export function registerKeyRoutes(app: FastifyInstance, services: Services): voi
     mount: route,
     prefix: '/system/api-keys',
     tag: 'System API keys',
+    noun: 'SystemApiKey',
     auth: () => ({ kind: 'global_admin' }),
     where: () => ({ tier: 'system', organizationId: null }),
   });

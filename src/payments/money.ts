@@ -19,7 +19,3 @@ export function formatAmount(amount: number, currency: string, locale = 'en'): s
   const digits = minorUnitDigits(currency);
   return new Intl.NumberFormat(locale, { style: 'currency', currency }).format(amount / 10 ** digits);
 }
-
-/** JSON schemas shared by payment routes. */
-export const CURRENCY_SCHEMA = { type: 'string', enum: CURRENCIES, description: 'ISO 4217 code, upper case' } as const;
-export const AMOUNT_SCHEMA = { type: 'integer', minimum: 1, maximum: MAX_AMOUNT, description: 'minor units (cents)' } as const;

@@ -14,7 +14,9 @@ import { authOf, organizationOf, organizationRoute } from '../http/routes.js';
 import { sendIdempotent } from '../payments/http.js';
 import { cookiesOf } from '../auth/plugin.js';
 import { AppError } from '../errors.js';
-import { PORTAL_SESSION_TTL_MINUTES, type MagicLinkInput, type PortalSession } from './service.js';
+import { PORTAL_SESSION_TTL_MINUTES, type PortalSession } from './service.js';
+import { CreateMagicLinkBody, PortalLinkRef } from './schemas.js';
+import { PAYMENT_TAGS } from '../payments/tags.js';
 import { csrfMatches, csrfTokenFor, isTokenShaped } from './tokens.js';
 import { sourceOf } from '../payments/checkouts/brake.js';
 import {
@@ -40,24 +42,18 @@ export function registerPortalRoutes(app: FastifyInstance, services: Services): 
   organizationRoute(app, {
     method: 'POST',
     path: '/portal/magic-links',
+    operationId: 'createPortalMagicLink',
     auth: { kind: 'organization', scope: 'portal:create' },
-    summary: 'Issue a single-use portal magic link for a client (honours Idempotency-Key)',
-    tags: ['Portal'],
-    schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['clientId'],
-        properties: {
-          clientId: { type: 'string', minLength: 1, maxLength: 64 },
-          ttlMinutes: {
-            type: 'integer',
-            minimum: 1,
-            description: 'Requested lifetime; the effective value is min(requested, system portalMagicLinkTtlMinutes)',
-          },
-        },
-      },
-    },
+    summary: 'Issue a portal magic link for a client',
+    description: [
+      'A single-use link that signs the client into the customer portal, where they see their invoices and pay them.',
+      'Opening the link (`GET`) never uses it up, so mail scanners cannot burn it; the page it shows submits it.',
+      'Honours `Idempotency-Key`: a replay answers the very same link (stored sealed, never in clear).',
+    ].join(' '),
+    tags: [PAYMENT_TAGS.portal],
+    schema: { body: CreateMagicLinkBody, response: { 201: PortalLinkRef } },
+    errors: ['not_found', 'idempotency_conflict'],
+    idempotent: true,
     // Like Stripe, a replay returns the stored response, and that response is the link itself (a new
     // token per replay would be a second live link for one request). The link signs a client in, so
     // the idempotency row keeps it sealed (AES-256-GCM, key derived from the pepper; idempotency.ts):
@@ -69,7 +65,7 @@ export function registerPortalRoutes(app: FastifyInstance, services: Services): 
         idempotency,
         async (tx) => ({
           status: 201,
-          body: await portal.createLink(tx, authOf(request).ctx, organizationOf(request), request.body as MagicLinkInput),
+          body: await portal.createLink(tx, authOf(request).ctx, organizationOf(request), request.body),
         }),
         { sealed: true },
       ),
@@ -162,15 +158,17 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
     if (cookiesOf(request)[PORTAL_COOKIE] !== undefined) clearCookie(reply);
     return sendPage(reply, 401, sessionEndedPage());
   };
-  const checkCsrf = (token: string, request: FastifyRequest) => {
-    if (!csrfMatches(token, (request.body as { csrf?: unknown } | undefined)?.csrf)) throw new AppError('csrf_failed');
+  /** Portal forms are read by hand (no body schema): a bad form is a page, never a problem+json. */
+  type Form<F> = { Body: F | undefined };
+  const checkCsrf = (token: string, request: FastifyRequest<Form<{ csrf?: unknown }>>) => {
+    if (!csrfMatches(token, request.body?.csrf)) throw new AppError('csrf_failed');
   };
   const hidden = { hide: true };
 
   // GET and HEAD (Fastify answers HEAD from this route) never consume the link: mail scanners and
   // link previews fetch it. The page posts the token at once, with a button as the no-JS fallback.
-  scope.get('/portal/login', { schema: hidden }, async (request, reply) => {
-    const token = (request.query as { token?: unknown }).token;
+  scope.get<{ Querystring: { token?: unknown } }>('/portal/login', { schema: hidden }, async (request, reply) => {
+    const token = request.query.token;
     if (!isTokenShaped(token)) return sendPage(reply, 410, linkInvalidPage());
     // This page's form must be recognisable as same-origin (login CSRF, below): under no-referrer an
     // older browser without Sec-Fetch-Site would send `Origin: null`. strict-origin sends the origin
@@ -179,13 +177,13 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
     return sendPage(reply, 200, loginPage(token));
   });
 
-  scope.post('/portal/login', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+  scope.post<Form<{ token?: unknown }>>('/portal/login', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
     // Checked before the token is looked at: a refused post consumes nothing. (checkoutOrigin is
     // PAYGATE_PUBLIC_URL's origin, where the login page is served.)
     if (!isSameOriginForm(request.headers, checkoutOrigin)) {
       return sendPage(reply, 403, errorPage(403, 'Open your sign-in link directly', 'This sign-in was sent from another website. Open the link you received in this browser instead.'));
     }
-    const token = (request.body as { token?: unknown } | undefined)?.token;
+    const token = request.body?.token;
     const redeemed = await portal.redeem(token, { ip: request.ip, requestId: request.id });
     if (!redeemed) return sendPage(reply, 410, linkInvalidPage());
     // A session this browser held before is ended rather than left behind (one portal session per browser).
@@ -209,7 +207,7 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
     return sendPage(reply, 200, portalPage({ clientName: session.clientName, organizationName: session.organizationName, invoices, csrf: csrfTokenFor(token) }));
   });
 
-  scope.post(
+  scope.post<Form<{ csrf?: unknown }> & { Params: { id: string } }>(
     '/portal/invoices/:id/pay',
     {
       schema: { ...hidden, params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['id'] } },
@@ -219,12 +217,12 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
       const current = await sessionOf(request);
       if (!current) return signedOut(request, reply);
       checkCsrf(current.token, request);
-      const checkout = await portal.payInvoice(current.session, (request.params as { id: string }).id, sourceOf(request.ip));
+      const checkout = await portal.payInvoice(current.session, request.params.id, sourceOf(request.ip));
       return reply.redirect(checkout.url, 303);
     },
   );
 
-  scope.post('/portal/logout', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+  scope.post<Form<{ csrf?: unknown }>>('/portal/logout', { schema: hidden, bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
     const current = await sessionOf(request);
     if (current) {
       checkCsrf(current.token, request);

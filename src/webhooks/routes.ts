@@ -4,233 +4,212 @@
  * list, get and deliveries `webhook:read`; create `webhook:create`; update and rotate-secret
  * `webhook:update`; delete `webhook:delete`; a delivery's retry and the test event `webhook:execute`.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import type { Services } from '../services.js';
-import { PAGE_QUERY, authOf, organizationOf, organizationRoute, pageOf } from '../http/routes.js';
+import { authOf, organizationOf, organizationRoute, pageOf } from '../http/routes.js';
+import { DateTime, IdParams, ListOf, NoContent, Nullable, NullableDateTime, OptionalBody, PageQuery, StringEnum, component } from '../http/openapi.js';
 import { WEBHOOK_EVENT_TYPES } from './events.js';
-import { MAX_SECRET_GRACE_MINUTES, type CreateEndpointInput, type DeliveryView, type UpdateEndpointInput } from './service.js';
+import { MAX_SECRET_GRACE_MINUTES, type EndpointView } from './service.js';
 
-const TIMESTAMP = { type: 'string', format: 'date-time' } as const;
-const NULLABLE_TIMESTAMP = { type: ['string', 'null'], format: 'date-time' } as const;
 const SUBSCRIBABLE = [...WEBHOOK_EVENT_TYPES, '*'];
+const STATUSES = ['enabled', 'disabled'] as const;
 
-const EVENTS = {
-  type: 'array',
+const Events = Type.Array(Type.String({ enum: SUBSCRIBABLE }), {
   minItems: 1,
   maxItems: SUBSCRIBABLE.length,
-  items: { type: 'string', enum: SUBSCRIBABLE },
-  description: 'event types to receive, or ["*"] for every type',
-} as const;
+  description: 'Event types to receive, or ["*"] for every type',
+  examples: [['checkout.completed', 'refund.created']],
+});
 
 const ENDPOINT_FIELDS = {
-  url: { type: 'string', minLength: 1, maxLength: 2048, description: 'an absolute http(s) URL on a public address (SSRF guard: docs/webhooks.md)' },
-  events: EVENTS,
-  description: { type: ['string', 'null'], maxLength: 500 },
-} as const;
-
-const ENDPOINT_PROPERTIES = {
-  id: { type: 'string', pattern: '^whe_[0-9A-Za-z]{22}$' },
-  object: { type: 'string', enum: ['webhook_endpoint'] },
-  url: { type: 'string' },
-  events: { type: 'array', items: { type: 'string', enum: SUBSCRIBABLE } },
-  status: { type: 'string', enum: ['enabled', 'disabled'] },
-  description: { type: ['string', 'null'] },
-  createdAt: TIMESTAMP,
-  updatedAt: TIMESTAMP,
-  previousSecretExpiresAt: { ...NULLABLE_TIMESTAMP, description: 'while a rotated-out secret still signs deliveries: until when' },
-  secret: { type: 'string', pattern: '^whsec_[0-9A-Za-z]{43}$', description: 'the signing secret; only in the create and rotate-secret responses' },
-} as const;
-
-const ENDPOINT_REQUIRED = ['id', 'object', 'url', 'events', 'status', 'description', 'createdAt', 'updatedAt', 'previousSecretExpiresAt'];
-
-/** An endpoint as every read returns it: never a secret. */
-const ENDPOINT = { type: 'object', additionalProperties: false, required: ENDPOINT_REQUIRED, properties: ENDPOINT_PROPERTIES } as const;
-/** The create and rotate-secret answers: the endpoint and its new secret, shown this once. */
-const ENDPOINT_WITH_SECRET = { ...ENDPOINT, required: [...ENDPOINT_REQUIRED, 'secret'] } as const;
-
-const ATTEMPT = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'startedAt', 'durationMs', 'responseStatus', 'responseBody', 'error', 'outcome'],
-  properties: {
-    id: { type: 'string', pattern: '^wha_[0-9A-Za-z]{22}$', description: 'sent as Paygate-Attempt-Id' },
-    startedAt: TIMESTAMP,
-    durationMs: { type: ['integer', 'null'] },
-    responseStatus: { type: ['integer', 'null'], description: "the receiver's HTTP status; null when it gave none" },
-    responseBody: { type: ['string', 'null'], description: "the first 1 KiB of the receiver's answer" },
-    error: { type: ['string', 'null'], description: 'why no answer came: timeout, connection error, target refused' },
-    outcome: { type: 'string', enum: ['succeeded', 'failed', 'unknown'], description: 'unknown: the node stopped before recording it' },
-  },
-} as const;
-
-const DELIVERY = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'object', 'endpointId', 'eventId', 'eventType', 'status', 'attempts', 'nextAttemptAt', 'lastAttemptAt', 'responseStatus', 'lastError', 'createdAt', 'recentAttempts'],
-  properties: {
-    id: { type: 'string', pattern: '^whd_[0-9A-Za-z]{22}$' },
-    object: { type: 'string', enum: ['webhook_delivery'] },
-    endpointId: { type: 'string' },
-    eventId: { type: 'string', pattern: '^wev_[0-9A-Za-z]{22}$' },
-    eventType: { type: 'string' },
-    status: { type: 'string', enum: ['pending', 'succeeded', 'failed'] },
-    attempts: { type: 'integer', minimum: 0 },
-    nextAttemptAt: { ...NULLABLE_TIMESTAMP, description: 'null once it succeeded or failed for good' },
-    lastAttemptAt: NULLABLE_TIMESTAMP,
-    responseStatus: { type: ['integer', 'null'], description: "the last attempt's HTTP status" },
-    lastError: { type: ['string', 'null'] },
-    createdAt: TIMESTAMP,
-    recentAttempts: { type: 'array', maxItems: 10, items: ATTEMPT, description: 'the newest 10 attempts, newest first' },
-  },
-} as const;
-
-const listOf = (item: object) =>
-  ({
-    type: 'object',
-    additionalProperties: false,
-    required: ['object', 'data', 'hasMore'],
-    properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: item }, hasMore: { type: 'boolean' } },
-  }) as const;
-
-/** Every error is problem+json (SPEC §8); `additionalProperties` keeps the per-code extras (`errors`, `requiredScope`, ...). */
-const PROBLEM = {
-  type: 'object',
-  additionalProperties: true,
-  required: ['type', 'title', 'status', 'detail', 'code', 'requestId'],
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    detail: { type: 'string' },
-    code: { type: 'string' },
-    requestId: { type: 'string' },
-    errors: { type: 'array', items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } } },
-    requiredScope: { type: 'string' },
-  },
-} as const;
-
-const PROBLEM_DESCRIPTIONS: Record<number, string> = {
-  400: 'validation_error (a target refused by the SSRF guard included), organization_required',
-  401: 'missing_credentials, invalid_api_key, api_key_revoked, api_key_expired, invalid_session',
-  403: 'insufficient_scope, forbidden, organization_mismatch, wrong_key_tier, ip_not_allowed, csrf_failed, api_key_quarantined',
-  404: 'not_found (another organization\'s endpoint or delivery too)',
-  409: 'conflict',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  429: 'rate_limited',
-  500: 'internal_error',
-  503: 'service_unavailable',
+  url: Type.String({ minLength: 1, maxLength: 2048, description: 'An absolute http(s) URL on a public address (SSRF guard: docs/webhooks.md)', examples: ['https://example.com/paygate/webhooks'] }),
+  events: Events,
+  description: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
 };
 
-/** The problem+json answers of a route, by status. */
-function problems(...statuses: number[]): Record<number, object> {
-  return Object.fromEntries(statuses.map((status) => [status, { ...PROBLEM, description: PROBLEM_DESCRIPTIONS[status] }]));
+const endpointFields = {
+  id: Type.String({ pattern: '^whe_[0-9A-Za-z]{22}$' }),
+  object: Type.Literal('webhook_endpoint'),
+  url: Type.String(),
+  events: Type.Array(Type.String({ enum: SUBSCRIBABLE })),
+  status: StringEnum(STATUSES),
+  description: Nullable(Type.String()),
+  createdAt: DateTime(),
+  updatedAt: DateTime(),
+  previousSecretExpiresAt: NullableDateTime({ description: 'While a rotated-out secret still signs deliveries: until when' }),
+};
+
+/** An endpoint as every read returns it: never a secret. */
+const WebhookEndpointRef = component('WebhookEndpoint', Type.Object(endpointFields, { additionalProperties: false, description: 'A webhook endpoint; never its secret' }));
+/** The create and rotate-secret answers: the endpoint and its new secret, shown this once. */
+const WebhookEndpointWithSecretRef = component(
+  'WebhookEndpointWithSecret',
+  Type.Object(
+    { ...endpointFields, secret: Type.String({ pattern: '^whsec_[0-9A-Za-z]{43}$', description: 'The signing secret, shown in this response only' }) },
+    { additionalProperties: false, description: 'A webhook endpoint just created or with a new secret (shown once)' },
+  ),
+);
+const WebhookEndpointListRef = component('WebhookEndpointList', ListOf(WebhookEndpointRef, 'A page of webhook endpoints, newest first'));
+
+const WebhookAttempt = Type.Object(
+  {
+    id: Type.String({ pattern: '^wha_[0-9A-Za-z]{22}$', description: 'Sent as Paygate-Attempt-Id' }),
+    startedAt: DateTime(),
+    durationMs: Nullable(Type.Integer()),
+    responseStatus: Nullable(Type.Integer(), { description: "The receiver's HTTP status; null when it gave none" }),
+    responseBody: Nullable(Type.String(), { description: "The first 1 KiB of the receiver's answer" }),
+    error: Nullable(Type.String(), { description: 'Why no answer came: timeout, connection error, target refused' }),
+    outcome: StringEnum(['succeeded', 'failed', 'unknown'] as const, { description: 'unknown: the node stopped before recording it' }),
+  },
+  { additionalProperties: false, description: 'One delivery attempt' },
+);
+const WebhookDeliveryRef = component(
+  'WebhookDelivery',
+  Type.Object(
+    {
+      id: Type.String({ pattern: '^whd_[0-9A-Za-z]{22}$' }),
+      object: Type.Literal('webhook_delivery'),
+      endpointId: Type.String(),
+      eventId: Type.String({ pattern: '^wev_[0-9A-Za-z]{22}$' }),
+      eventType: Type.String(),
+      status: StringEnum(['pending', 'succeeded', 'failed'] as const),
+      attempts: Type.Integer({ minimum: 0 }),
+      nextAttemptAt: NullableDateTime({ description: 'null once it succeeded or failed for good' }),
+      lastAttemptAt: NullableDateTime(),
+      responseStatus: Nullable(Type.Integer(), { description: "The last attempt's HTTP status" }),
+      lastError: Nullable(Type.String()),
+      createdAt: DateTime(),
+      recentAttempts: Type.Array(WebhookAttempt, { maxItems: 10, description: 'The newest 10 attempts, newest first' }),
+    },
+    { additionalProperties: false, description: 'The delivery of one event to one endpoint' },
+  ),
+);
+const WebhookDeliveryListRef = component('WebhookDeliveryList', ListOf(WebhookDeliveryRef, 'A page of deliveries, newest first'));
+
+const DeliveryParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, description: 'The endpoint id' }),
+  deliveryId: Type.String({ minLength: 1, maxLength: 64, description: 'The delivery id' }),
+});
+const EmptyBody = OptionalBody(Type.Object({}, { additionalProperties: false }));
+
+/** A create or rotate-secret answer: the view with its secret (a view without one is a bug, never sent). */
+function withSecret(view: EndpointView): EndpointView & { secret: string } {
+  if (typeof view.secret !== 'string') throw new Error('a new webhook secret is missing');
+  return view as EndpointView & { secret: string };
 }
-
-const COMMON = [400, 401, 403, 429, 500, 503];
-const WITH_BODY = [413, 415];
-
-const ENDPOINT_PARAM = {
-  type: 'object',
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
-  required: ['id'],
-} as const;
-const DELIVERY_PARAMS = {
-  type: 'object',
-  properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, deliveryId: { type: 'string', minLength: 1, maxLength: 64 } },
-  required: ['id', 'deliveryId'],
-} as const;
-const EMPTY_BODY = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
 
 export function registerWebhookRoutes(app: FastifyInstance, services: Services): void {
   const { webhooks } = services;
   const tags = ['Webhooks'];
-  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
   const auth = (scope: string) => ({ kind: 'organization', scope }) as const;
 
   organizationRoute(app, {
-    method: 'GET', path: '/webhook-endpoints', auth: auth('webhook:read'), summary: 'List webhook endpoints, newest first', tags,
-    schema: { querystring: PAGE_QUERY, response: { 200: listOf(ENDPOINT), ...problems(...COMMON, 404) } },
+    method: 'GET', path: '/webhook-endpoints', operationId: 'listWebhookEndpoints', auth: auth('webhook:read'), summary: 'List webhook endpoints', tags,
+    description: 'Newest first; cursor-paginated.',
+    schema: { querystring: PageQuery, response: { 200: WebhookEndpointListRef } },
     handler: async (request) => webhooks.list(organizationOf(request), pageOf(request)),
   });
   organizationRoute(app, {
-    method: 'POST', path: '/webhook-endpoints', auth: auth('webhook:create'), summary: 'Create a webhook endpoint (its signing secret is shown once)', tags,
+    method: 'POST', path: '/webhook-endpoints', operationId: 'createWebhookEndpoint', auth: auth('webhook:create'), summary: 'Create a webhook endpoint', tags,
+    description: 'The response holds the signing secret (`whsec_...`), shown this once. Targets on loopback, private or link-local addresses are refused.',
     schema: {
-      body: { type: 'object', additionalProperties: false, required: ['url', 'events'], properties: ENDPOINT_FIELDS },
-      response: { 201: ENDPOINT_WITH_SECRET, ...problems(...COMMON, 409, ...WITH_BODY) },
+      body: Type.Object(ENDPOINT_FIELDS, { additionalProperties: false, examples: [{ url: 'https://example.com/paygate/webhooks', events: ['checkout.completed'] }] }),
+      response: { 201: WebhookEndpointWithSecretRef },
     },
+    errors: ['conflict'],
     handler: async (request, reply) => {
-      const endpoint = await webhooks.create(authOf(request).ctx, organizationOf(request), request.body as CreateEndpointInput);
-      return reply.code(201).send(endpoint);
+      const endpoint = await webhooks.create(authOf(request).ctx, organizationOf(request), request.body);
+      return reply.code(201).send(withSecret(endpoint));
     },
   });
   organizationRoute(app, {
-    method: 'GET', path: '/webhook-endpoints/:id', auth: auth('webhook:read'), summary: 'Get a webhook endpoint', tags,
-    schema: { params: ENDPOINT_PARAM, response: { 200: ENDPOINT, ...problems(...COMMON, 404) } },
-    handler: async (request) => webhooks.get(organizationOf(request), id(request)),
+    method: 'GET', path: '/webhook-endpoints/:id', operationId: 'getWebhookEndpoint', auth: auth('webhook:read'), summary: 'Get a webhook endpoint', tags,
+    schema: { params: IdParams, response: { 200: WebhookEndpointRef } },
+    errors: ['not_found'],
+    handler: async (request) => webhooks.get(organizationOf(request), request.params.id),
   });
   organizationRoute(app, {
-    method: 'PATCH', path: '/webhook-endpoints/:id', auth: auth('webhook:update'), summary: 'Change a webhook endpoint (url, events, description, status)', tags,
+    method: 'PATCH', path: '/webhook-endpoints/:id', operationId: 'updateWebhookEndpoint', auth: auth('webhook:update'), summary: 'Update a webhook endpoint', tags,
+    description: 'Change its url, events, description or status.',
     schema: {
-      params: ENDPOINT_PARAM,
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        minProperties: 1,
-        properties: { ...ENDPOINT_FIELDS, status: { type: 'string', enum: ['enabled', 'disabled'], description: 'enabling it again also forgets the failures that counted towards disabling it' } },
-      },
-      response: { 200: ENDPOINT, ...problems(...COMMON, 404, ...WITH_BODY) },
+      params: IdParams,
+      body: Type.Object(
+        {
+          url: Type.Optional(ENDPOINT_FIELDS.url),
+          events: Type.Optional(Events),
+          description: ENDPOINT_FIELDS.description,
+          status: Type.Optional(StringEnum(STATUSES, { description: 'Enabling it again also forgets the failures that counted towards disabling it' })),
+        },
+        { additionalProperties: false, minProperties: 1, examples: [{ status: 'enabled' }] },
+      ),
+      response: { 200: WebhookEndpointRef },
     },
-    handler: async (request) => webhooks.update(authOf(request).ctx, organizationOf(request), id(request), request.body as UpdateEndpointInput),
+    errors: ['not_found'],
+    handler: async (request) => webhooks.update(authOf(request).ctx, organizationOf(request), request.params.id, request.body),
   });
   organizationRoute(app, {
-    method: 'DELETE', path: '/webhook-endpoints/:id', auth: auth('webhook:delete'), summary: 'Delete a webhook endpoint and its deliveries', tags,
-    schema: { params: ENDPOINT_PARAM, response: { 204: { type: 'null', description: 'deleted' }, ...problems(...COMMON, 404) } },
+    method: 'DELETE', path: '/webhook-endpoints/:id', operationId: 'deleteWebhookEndpoint', auth: auth('webhook:delete'), summary: 'Delete a webhook endpoint', tags,
+    description: 'Deletes its deliveries too.',
+    schema: { params: IdParams, response: { 204: NoContent } },
+    errors: ['not_found'],
     handler: async (request, reply) => {
-      await webhooks.delete(authOf(request).ctx, organizationOf(request), id(request));
-      return reply.code(204).send();
+      await webhooks.delete(authOf(request).ctx, organizationOf(request), request.params.id);
+      return reply.code(204).send(null);
     },
   });
   organizationRoute(app, {
-    method: 'POST', path: '/webhook-endpoints/:id/rotate-secret', auth: auth('webhook:update'),
-    summary: 'Rotate the signing secret (the previous one keeps signing during the grace period)', tags,
+    method: 'POST', path: '/webhook-endpoints/:id/rotate-secret', operationId: 'rotateWebhookSecret', auth: auth('webhook:update'),
+    summary: 'Rotate the signing secret', tags,
+    description: 'The new secret is in the response, once; the previous one keeps signing deliveries (one `v1=` per live secret) during the grace period.',
     schema: {
-      params: ENDPOINT_PARAM,
-      body: {
-        type: ['object', 'null'],
-        additionalProperties: false,
-        properties: { gracePeriodMinutes: { type: 'integer', minimum: 0, maximum: MAX_SECRET_GRACE_MINUTES, description: 'default 1440 (24 h); 0 ends the previous secret at once' } },
-      },
-      response: { 200: ENDPOINT_WITH_SECRET, ...problems(...COMMON, 404, ...WITH_BODY) },
+      params: IdParams,
+      body: OptionalBody(
+        Type.Object(
+          { gracePeriodMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SECRET_GRACE_MINUTES, description: 'Default 1440 (24 h); 0 ends the previous secret at once' })) },
+          { additionalProperties: false, examples: [{ gracePeriodMinutes: 60 }] },
+        ),
+      ),
+      response: { 200: WebhookEndpointWithSecretRef },
     },
+    errors: ['not_found'],
     handler: async (request) =>
-      webhooks.rotateSecret(authOf(request).ctx, organizationOf(request), id(request), (request.body as { gracePeriodMinutes?: number } | null | undefined) ?? {}),
+      withSecret(await webhooks.rotateSecret(authOf(request).ctx, organizationOf(request), request.params.id, request.body ?? {})),
   });
   organizationRoute(app, {
-    method: 'GET', path: '/webhook-endpoints/:id/deliveries', auth: auth('webhook:read'), summary: "An endpoint's deliveries, newest first, with their attempts", tags,
+    method: 'GET', path: '/webhook-endpoints/:id/deliveries', operationId: 'listWebhookDeliveries', auth: auth('webhook:read'), summary: "List an endpoint's deliveries", tags,
+    description: 'Newest first, each with its newest attempts.',
     schema: {
-      params: ENDPOINT_PARAM,
-      querystring: { ...PAGE_QUERY, properties: { ...PAGE_QUERY.properties, status: { type: 'string', enum: ['pending', 'succeeded', 'failed'] } } },
-      response: { 200: listOf(DELIVERY), ...problems(...COMMON, 404) },
+      params: IdParams,
+      querystring: Type.Object(
+        { ...PageQuery.properties, status: Type.Optional(StringEnum(['pending', 'succeeded', 'failed'] as const)) },
+        { additionalProperties: false },
+      ),
+      response: { 200: WebhookDeliveryListRef },
     },
+    errors: ['not_found'],
     handler: async (request) => {
-      const { status } = request.query as { status?: DeliveryView['status'] };
-      return webhooks.listDeliveries(organizationOf(request), id(request), { ...pageOf(request), status });
+      const { status } = request.query;
+      return webhooks.listDeliveries(organizationOf(request), request.params.id, { ...pageOf(request), status });
     },
   });
   organizationRoute(app, {
-    method: 'POST', path: '/webhook-endpoints/:id/deliveries/:deliveryId/retry', auth: auth('webhook:execute'),
-    summary: 'Attempt a delivery again now (202: queued)', tags,
-    schema: { params: DELIVERY_PARAMS, body: EMPTY_BODY, response: { 202: DELIVERY, ...problems(...COMMON, 404, 409, ...WITH_BODY) } },
+    method: 'POST', path: '/webhook-endpoints/:id/deliveries/:deliveryId/retry', operationId: 'retryWebhookDelivery', auth: auth('webhook:execute'),
+    summary: 'Retry a delivery now', tags,
+    description: '`202`: queued for an attempt now.',
+    schema: { params: DeliveryParams, body: EmptyBody, response: { 202: WebhookDeliveryRef } },
+    errors: ['not_found', 'conflict'],
     handler: async (request, reply) => {
-      const { deliveryId } = request.params as { deliveryId: string };
-      return reply.code(202).send(await webhooks.retry(organizationOf(request), id(request), deliveryId));
+      const { id, deliveryId } = request.params;
+      return reply.code(202).send(await webhooks.retry(organizationOf(request), id, deliveryId));
     },
   });
   organizationRoute(app, {
-    method: 'POST', path: '/webhook-endpoints/:id/test', auth: auth('webhook:execute'),
-    summary: 'Send a webhook_endpoint.test event to this endpoint (202: queued)', tags,
-    schema: { params: ENDPOINT_PARAM, body: EMPTY_BODY, response: { 202: DELIVERY, ...problems(...COMMON, 404, 409, ...WITH_BODY) } },
-    handler: async (request, reply) => reply.code(202).send(await webhooks.sendTest(organizationOf(request), id(request))),
+    method: 'POST', path: '/webhook-endpoints/:id/test', operationId: 'sendWebhookTestEvent', auth: auth('webhook:execute'),
+    summary: 'Send a test event', tags,
+    description: 'Queues a `webhook_endpoint.test` event for this endpoint (`202`).',
+    schema: { params: IdParams, body: EmptyBody, response: { 202: WebhookDeliveryRef } },
+    errors: ['not_found', 'conflict'],
+    handler: async (request, reply) => reply.code(202).send(await webhooks.sendTest(organizationOf(request), request.params.id)),
   });
 }

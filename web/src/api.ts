@@ -3,6 +3,7 @@
  * sent by the browser) and, on unsafe methods, the X-CSRF-Token header echoing the `csrf` cookie.
  * Errors arrive as problem+json and become ApiError values carrying title, detail and field errors.
  */
+import type { components } from '../../packages/client/src/generated/openapi';
 
 export interface FieldError {
   path: string;
@@ -109,124 +110,36 @@ export const api = {
   delete: <T = void>(path: string) => request<T>('DELETE', path),
 };
 
-// ---- Shapes of the API (SPEC §4, §6, §7, §9) ----
+// ---- Shapes of the API: the server's own OpenAPI document, as packages/client generates its types ----
+// (`npm run generate:client`); nothing here is copied by hand, so a field the server changes shows
+// up as a type error in the panel.
 
-export type Role = 'owner' | 'admin' | 'developer' | 'viewer';
-export type Tier = 'organization' | 'system';
+type Schemas = components['schemas'];
 
-export interface Me {
-  user: { id: string; email: string; isGlobalAdmin: boolean };
-  memberships: { organizationId: string; organizationName: string; role: Role }[];
-  selectedOrganization: { id: string; name: string | null; role: Role | null } | null;
-}
+export type Role = Schemas['Member']['role'];
+export type Tier = Schemas['ApiKey']['tier'];
+export type Me = Schemas['Me'];
 
-export interface ListPage<T> {
-  object: 'list';
-  data: T[];
-  hasMore: boolean;
-}
+/** Every list answer (SPEC §11): `{ object: "list", data, hasMore }`. */
+export type ListPage<T> = Omit<Schemas['ApiKeyList'], 'data'> & { data: T[] };
 
-export interface ApiKey {
-  id: string;
-  object: 'api_key';
-  tier: Tier;
-  organizationId: string | null;
-  name: string;
-  description: string | null;
-  scopes: string[];
-  status: 'active' | 'revoked' | 'expired' | 'quarantined';
-  createdAt: string;
-  createdBy: { type: string; id: string | null };
-  updatedAt: string;
-  lastUsedAt: string | null;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  rotatedAt: string | null;
-  previousSecretExpiresAt: string | null;
-  allowedIps: string[] | null;
-  rateLimit: { requests: number; windowSeconds: number } | null;
-  hint: string;
-  secret?: string;
-}
-
-export interface Member {
-  object: 'member';
-  organizationId: string;
-  userId: string;
-  email: string;
-  role: Role;
-  status: 'active';
-  createdAt: string;
-}
-
+/**
+ * A key as reads return it; create and rotate answers also hold `secret` (ApiKeyWithSecret). Flags
+ * are read as strings: a flag this panel does not know yet still shows, by its code.
+ */
+export type ApiKey = Omit<Schemas['ApiKey'], 'flags'> & { flags?: string[] } & Partial<Pick<Schemas['ApiKeyWithSecret'], 'secret'>>;
+export type ApiKeyWithSecret = Schemas['ApiKeyWithSecret'];
+export type Member = Schemas['Member'];
 /** SPEC §7: adding a member makes an invitation ("pending" when made, "invited" in the list). */
-export interface Invitation {
-  id: string;
-  object: 'invitation';
-  organizationId: string;
-  email: string;
-  role: Role;
-  status: 'pending' | 'invited' | 'accepted';
-  expiresAt: string;
-  createdAt: string;
-  /** Only when Paygate sends no mail: the link to hand over. */
-  url?: string;
-}
-
+export type Invitation = Schemas['Invitation'];
 /** What an invitation link's page learns from POST /v1/auth/invitations/inspect. */
-export interface InvitationSummary {
-  object: 'invitation';
-  email: string;
-  role: Role;
-  organizationId: string;
-  organizationName: string;
-  expiresAt: string;
-  accountExists: boolean;
-}
-
-export interface Organization {
-  id: string;
-  object: 'organization';
-  name: string;
-  status: 'active' | 'deleted';
-  createdAt: string;
-  updatedAt: string;
-  deletedAt: string | null;
-}
-
-export interface ProvisionResult extends Organization {
-  owner?: Invitation;
-  initialApiKey?: ApiKey;
-}
-
-export interface SystemSettings {
-  portalMagicLinkTtlMinutes: number;
-  apiKeyRotationGraceMinutes: number;
-  apiKeyMaxLifetimeDays: number | null;
-  updatedAt: string;
-}
-
-export interface AuditEvent {
-  id: string;
-  object: 'audit_event';
-  at: string;
-  action: string;
-  actor: { type: string; id: string | null };
-  organizationId: string | null;
-  target: { type: string; id: string } | null;
-  ip: string | null;
-  requestId: string | null;
-  outcome: string;
-  details: Record<string, unknown>;
-}
-
-export interface IntegrityReport {
-  ok: boolean;
-  checked: number;
-  headMatches: boolean;
-  firstBrokenEventId: string | null;
-  reason: string | null;
-}
+export type InvitationSummary = Schemas['InvitationSummary'];
+export type Organization = Schemas['Organization'];
+export type ProvisionResult = Schemas['ProvisionedOrganization'];
+export type SystemSettings = Schemas['SystemSettings'];
+export type AuditEvent = Schemas['AuditEvent'];
+export type IntegrityReport = Schemas['AuditIntegrity'];
+export type SystemHealth = Schemas['SystemHealth'];
 
 /** Where an organization's routes live: always with the organization in the path (SPEC §2). */
 export const orgPath = (organizationId: string, path: string) => `/v1/organizations/${encodeURIComponent(organizationId)}${path}`;

@@ -147,10 +147,10 @@ export function registerPayPage(app: FastifyInstance, services: Services): void 
       return messagePage(reply, 500, 'Payment not processed', 'Something went wrong on our side and the payment was not completed. Please try again.');
     });
 
-    const idOf = (request: FastifyRequest) => (request.params as { id: string }).id;
-
-    scope.get('/pay/:id', { schema: { hide: true } }, async (request, reply) => {
-      const ctx = await load(idOf(request));
+    // HTML for the payer, not an API operation: hidden from the document. The form is read by hand
+    // (not by a body schema), so a bad form is a page of its own, never a problem+json.
+    scope.get<{ Params: { id: string } }>('/pay/:id', { schema: { hide: true } }, async (request, reply) => {
+      const ctx = await load(request.params.id);
       if (!ctx) return notFoundPage(reply);
       if (ctx.checkout.status === 'completed') return paidPage(reply, ctx.checkout);
       if (ctx.checkout.status === 'expired') return expiredPage(reply);
@@ -167,11 +167,11 @@ export function registerPayPage(app: FastifyInstance, services: Services): void 
       return formPage(reply, 200, ctx, testMode);
     });
 
-    scope.post('/pay/:id', { schema: { hide: true }, bodyLimit: BODY_LIMIT }, async (request, reply) => {
-      const id = idOf(request);
+    scope.post<{ Params: { id: string }; Body: { cardNumber?: unknown } | null | undefined }>('/pay/:id', { schema: { hide: true }, bodyLimit: BODY_LIMIT }, async (request, reply) => {
+      const id = request.params.id;
       const ctx = await load(id);
       if (!ctx) return notFoundPage(reply);
-      const raw = (request.body as { cardNumber?: unknown } | null | undefined)?.cardNumber;
+      const raw = request.body?.cardNumber;
       const cardNumber = typeof raw === 'string' ? raw.trim() : '';
       if (ctx.checkout.status === 'open' && cardNumber === '') {
         // Not an attempt: nothing reached the processor, so no transaction is recorded.

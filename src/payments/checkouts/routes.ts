@@ -1,67 +1,53 @@
 /** HTTP for checkouts (SPEC §3: checkout:create/read) and the hosted pay page /pay/{id}. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
-import { ID_PARAM, PAGE_QUERY, organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { IdParams } from '../../http/openapi.js';
 import { sendIdempotent } from '../http.js';
-import { AMOUNT_SCHEMA, CURRENCY_SCHEMA } from '../money.js';
-import { MAX_EXPIRY_MINUTES, type CheckoutFilter, type CheckoutInput } from './service.js';
+import { PAYMENT_TAGS } from '../tags.js';
+import { CheckoutListRef, CheckoutRef, CreateCheckoutBody, ListCheckoutsQuery } from '../schemas.js';
 import { registerPayPage } from './pay-page.js';
-
-const OBJECT_ID = { type: 'string', minLength: 1, maxLength: 64 } as const;
-const REDIRECT_URL = { type: ['string', 'null'], minLength: 1, maxLength: 2048, description: 'absolute http(s) URL' } as const;
-
-const CREATE_BODY = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    amount: AMOUNT_SCHEMA,
-    currency: CURRENCY_SCHEMA,
-    clientId: OBJECT_ID,
-    invoiceId: { ...OBJECT_ID, description: 'pay an open invoice: amount, currency and client come from it' },
-    successUrl: { ...REDIRECT_URL, description: 'where the payer goes after paying (303)' },
-    cancelUrl: { ...REDIRECT_URL, description: 'the pay page links here to cancel' },
-    expiresInMinutes: { type: 'integer', minimum: 1, maximum: MAX_EXPIRY_MINUTES, description: 'default 60' },
-  },
-} as const;
-
-const LIST_QUERY = {
-  ...PAGE_QUERY,
-  properties: {
-    ...PAGE_QUERY.properties,
-    status: { type: 'string', enum: ['open', 'completed', 'expired'] },
-    clientId: OBJECT_ID,
-    invoiceId: OBJECT_ID,
-  },
-} as const;
 
 export function registerCheckoutRoutes(app: FastifyInstance, services: Services): void {
   const { checkouts, idempotency } = services.payments;
-  const tags = ['Checkouts'];
-  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
+  const tags = [PAYMENT_TAGS.checkouts];
 
   organizationRoute(app, {
-    method: 'POST', path: '/checkouts', auth: { kind: 'organization', scope: 'checkout:create' },
-    summary: 'Create a checkout by amount and currency, or for an open invoice (honours Idempotency-Key)', tags,
-    schema: { body: CREATE_BODY },
+    method: 'POST', path: '/checkouts', operationId: 'createCheckout', auth: { kind: 'organization', scope: 'checkout:create' },
+    summary: 'Create a checkout', tags,
+    description: [
+      'Either `amount` and `currency` (and optionally `clientId`), or `invoiceId` of an open invoice (amount, currency and client then come from it).',
+      'Send the payer to `url`, the hosted pay page. An invoice or client over the card-testing brake gets `429 rate_limited` with `Retry-After`.',
+      'Honours `Idempotency-Key`.',
+    ].join(' '),
+    schema: { body: CreateCheckoutBody, response: { 201: CheckoutRef } },
+    errors: ['not_found', 'conflict', 'idempotency_conflict', 'rate_limited'],
+    idempotent: true,
     handler: async (request, reply) =>
       sendIdempotent(request, reply, idempotency, async (tx) => ({
         status: 201,
-        body: await checkouts.create(tx, organizationOf(request), request.body as CheckoutInput),
+        body: await checkouts.create(tx, organizationOf(request), request.body),
       })),
   });
   organizationRoute(app, {
-    method: 'GET', path: '/checkouts', auth: { kind: 'organization', scope: 'checkout:read' }, summary: 'List checkouts, newest first', tags,
-    schema: { querystring: LIST_QUERY },
+    method: 'GET', path: '/checkouts', operationId: 'listCheckouts', auth: { kind: 'organization', scope: 'checkout:read' },
+    summary: 'List checkouts, newest first', tags,
+    description: 'Cursor-paginated; filter by `status`, `clientId` and `invoiceId`.',
+    schema: { querystring: ListCheckoutsQuery, response: { 200: CheckoutListRef } },
+    errors: ['not_found'],
     handler: async (request) => {
-      const q = request.query as Omit<CheckoutFilter, 'limit' | 'startingAfter'>;
-      return checkouts.list(organizationOf(request), { ...pageOf(request), status: q.status, clientId: q.clientId, invoiceId: q.invoiceId });
+      const { status, clientId, invoiceId } = request.query;
+      return checkouts.list(organizationOf(request), { ...pageOf(request), status, clientId, invoiceId });
     },
   });
   organizationRoute(app, {
-    method: 'GET', path: '/checkouts/:id', auth: { kind: 'organization', scope: 'checkout:read' }, summary: 'Get a checkout', tags,
-    schema: { params: ID_PARAM },
-    handler: async (request) => checkouts.get(services.db, organizationOf(request), id(request)),
+    method: 'GET', path: '/checkouts/:id', operationId: 'getCheckout', auth: { kind: 'organization', scope: 'checkout:read' },
+    summary: 'Get a checkout', tags,
+    schema: { params: IdParams, response: { 200: CheckoutRef } },
+    errors: ['not_found'],
+    handler: async (request) => checkouts.get(services.db, organizationOf(request), request.params.id),
   });
 
+  // The payer's HTML page, not an API operation: kept out of the document (schema.hide).
   registerPayPage(app, services);
 }

@@ -1,58 +1,61 @@
 /** HTTP for clients (SPEC §3: client:read/create/update/delete). */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
-import { ID_PARAM, PAGE_QUERY, organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { IdParams, NoContent } from '../../http/openapi.js';
 import { sendIdempotent } from '../http.js';
-import type { ClientInput } from './service.js';
-
-const METADATA = {
-  type: 'object',
-  maxProperties: 50,
-  propertyNames: { maxLength: 40 },
-  additionalProperties: { type: 'string', maxLength: 500 },
-} as const;
-const FIELDS = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
-  email: { type: ['string', 'null'], format: 'email', maxLength: 254 },
-  metadata: METADATA,
-} as const;
+import { PAYMENT_TAGS } from '../tags.js';
+import { ClientListRef, ClientRef, CreateClientBody, ListClientsQuery, UpdateClientBody } from '../schemas.js';
 
 export function registerClientRoutes(app: FastifyInstance, services: Services): void {
   const { clients, idempotency } = services.payments;
-  const tags = ['Clients'];
-  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
+  const tags = [PAYMENT_TAGS.clients];
 
   organizationRoute(app, {
-    method: 'GET', path: '/clients', auth: { kind: 'organization', scope: 'client:read' }, summary: 'List clients, newest first', tags,
-    schema: { querystring: { ...PAGE_QUERY, properties: { ...PAGE_QUERY.properties, email: { type: 'string', maxLength: 254 } } } },
-    handler: async (request) =>
-      clients.list(organizationOf(request), { ...pageOf(request), email: (request.query as { email?: string }).email }),
+    method: 'GET', path: '/clients', operationId: 'listClients', auth: { kind: 'organization', scope: 'client:read' },
+    summary: 'List clients, newest first', tags,
+    description: 'Cursor-paginated; `email` filters by e-mail address (case-insensitive). Deleted clients are not listed.',
+    schema: { querystring: ListClientsQuery, response: { 200: ClientListRef } },
+    errors: ['not_found'],
+    handler: async (request) => clients.list(organizationOf(request), { ...pageOf(request), email: request.query.email }),
   });
   organizationRoute(app, {
-    method: 'POST', path: '/clients', auth: { kind: 'organization', scope: 'client:create' }, summary: 'Create a client (honours Idempotency-Key)', tags,
-    schema: { body: { type: 'object', additionalProperties: false, required: ['name'], properties: FIELDS } },
+    method: 'POST', path: '/clients', operationId: 'createClient', auth: { kind: 'organization', scope: 'client:create' },
+    summary: 'Create a client', tags,
+    description: 'Honours `Idempotency-Key`: a retry with the same key and body answers the first response again.',
+    schema: { body: CreateClientBody, response: { 201: ClientRef } },
+    errors: ['idempotency_conflict'],
+    idempotent: true,
     handler: async (request, reply) =>
       sendIdempotent(request, reply, idempotency, async (tx) => ({
         status: 201,
-        body: await clients.create(tx, organizationOf(request), request.body as ClientInput),
+        body: await clients.create(tx, organizationOf(request), request.body),
       })),
   });
   organizationRoute(app, {
-    method: 'GET', path: '/clients/:id', auth: { kind: 'organization', scope: 'client:read' }, summary: 'Get a client', tags,
-    schema: { params: ID_PARAM },
-    handler: async (request) => clients.get(services.db, organizationOf(request), id(request)),
+    method: 'GET', path: '/clients/:id', operationId: 'getClient', auth: { kind: 'organization', scope: 'client:read' },
+    summary: 'Get a client', tags,
+    schema: { params: IdParams, response: { 200: ClientRef } },
+    errors: ['not_found'],
+    handler: async (request) => clients.get(services.db, organizationOf(request), request.params.id),
   });
   organizationRoute(app, {
-    method: 'PATCH', path: '/clients/:id', auth: { kind: 'organization', scope: 'client:update' }, summary: 'Update a client', tags,
-    schema: { params: ID_PARAM, body: { type: 'object', additionalProperties: false, minProperties: 1, properties: FIELDS } },
-    handler: async (request) => clients.update(organizationOf(request), id(request), request.body as Partial<ClientInput>),
+    method: 'PATCH', path: '/clients/:id', operationId: 'updateClient', auth: { kind: 'organization', scope: 'client:update' },
+    summary: 'Update a client', tags,
+    description: 'Changes the fields sent; `metadata` replaces the whole metadata object.',
+    schema: { params: IdParams, body: UpdateClientBody, response: { 200: ClientRef } },
+    errors: ['not_found'],
+    handler: async (request) => clients.update(organizationOf(request), request.params.id, request.body),
   });
   organizationRoute(app, {
-    method: 'DELETE', path: '/clients/:id', auth: { kind: 'organization', scope: 'client:delete' }, summary: 'Delete a client', tags,
-    schema: { params: ID_PARAM },
+    method: 'DELETE', path: '/clients/:id', operationId: 'deleteClient', auth: { kind: 'organization', scope: 'client:delete' },
+    summary: 'Delete a client', tags,
+    description: 'The client is gone from the API (`404` after); its invoices and transactions keep pointing at it.',
+    schema: { params: IdParams, response: { 204: NoContent } },
+    errors: ['not_found'],
     handler: async (request, reply) => {
-      await clients.delete(organizationOf(request), id(request));
-      return reply.code(204).send();
+      await clients.delete(organizationOf(request), request.params.id);
+      return reply.code(204).send(null);
     },
   });
 }

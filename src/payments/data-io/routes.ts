@@ -13,26 +13,43 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import type { Services } from '../../services.js';
 import { AppError } from '../../errors.js';
-import { ID_PARAM, PAGE_QUERY, authOf, organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { authOf, organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { IdParams, PageQuery } from '../../http/openapi.js';
+import { PAYMENT_TAGS } from '../tags.js';
+import { CreateExportBody, DataIoJobListRef, DataIoJobRef } from '../schemas.js';
 import { MAX_IMPORT_BYTES } from './service.js';
-import type { ExportFormat, ExportResource } from './exporters.js';
 
-const EXPORT_BODY = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['resource', 'format'],
-  properties: {
-    resource: { type: 'string', enum: ['clients', 'invoices', 'transactions'] },
-    format: { type: 'string', enum: ['csv', 'json'] },
+/**
+ * The import body as the document shows it. It is a stream when the handler sees it (the parser
+ * below), so the schema carries no `type` that the validator could hold against a stream.
+ */
+const ImportBody = Type.Unsafe<unknown>({
+  contentMediaType: 'text/csv',
+  description:
+    'A CSV file of clients (UTF-8): a header line naming the columns `name` (required), `email` and `metadata.<key>`, then one client per line. At most 50 MiB, uncompressed.',
+  examples: ['name,email,metadata.crmId\nAda Lovelace,ada@example.com,1042\n'],
+});
+
+/** The download as the document shows it: streamed, never serialised through a schema. */
+const ExportFile = Type.Unsafe<unknown>({
+  description: "The export's file",
+  content: {
+    'text/csv': {
+      schema: { type: 'string', description: 'CSV: a header line, then one object per line; metadata as one `metadata.<key>` column per key' },
+    },
+    'application/json': {
+      schema: { type: 'array', items: { type: 'object' }, description: "JSON: an array of the resource's objects" },
+    },
   },
-} as const;
+});
 
 export function registerDataIoRoutes(app: FastifyInstance, services: Services): void {
   const { dataIo } = services.payments;
-  const tags = ['Data import and export'];
-  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
+  const tags = [PAYMENT_TAGS.dataIo];
+  // The job's URL under the mount the request used.
   const location = (request: FastifyRequest, jobId: string) =>
     (request.params as { orgId?: string }).orgId ? `/v1/organizations/${organizationOf(request)}/data-io/jobs/${jobId}` : `/v1/data-io/jobs/${jobId}`;
 
@@ -52,17 +69,24 @@ export function registerDataIoRoutes(app: FastifyInstance, services: Services): 
     });
 
     organizationRoute(scope, {
-      method: 'POST', path: '/data-io/exports', auth: { kind: 'organization', scope: 'data_io:execute' }, summary: 'Start an export (202 with the queued job)', tags,
-      schema: { body: EXPORT_BODY },
+      method: 'POST', path: '/data-io/exports', operationId: 'createExport', auth: { kind: 'organization', scope: 'data_io:execute' },
+      summary: 'Start an export', tags,
+      description:
+        'Queues an export of every client, invoice or transaction as CSV or JSON: `202` with the job (`Location` names it). Download the file once the job has completed. An organization past its storage quota gets `429 rate_limited`.',
+      schema: { body: CreateExportBody, response: { 202: DataIoJobRef } },
+      errors: ['rate_limited'],
       handler: async (request, reply) => {
-        const body = request.body as { resource: ExportResource; format: ExportFormat };
-        const job = await dataIo.createExport(authOf(request).ctx, organizationOf(request), body);
+        const job = await dataIo.createExport(authOf(request).ctx, organizationOf(request), request.body);
         return reply.code(202).header('Location', location(request, job.id)).send(job);
       },
     });
     organizationRoute(scope, {
-      method: 'POST', path: '/data-io/imports', auth: { kind: 'organization', scope: 'data_io:execute' },
-      summary: 'Import clients from a CSV file sent as the body with Content-Type: text/csv (at most 50 MiB; 202 with the queued job)', tags,
+      method: 'POST', path: '/data-io/imports', operationId: 'createImport', auth: { kind: 'organization', scope: 'data_io:execute' },
+      summary: 'Import clients from a CSV file', tags,
+      description:
+        'Send the file as the request body with `Content-Type: text/csv` (at most 50 MiB, uncompressed): `202` with the queued job (`Location` names it). The import is all or nothing: a failed job lists its bad lines in `errors`.',
+      schema: { body: ImportBody, consumes: ['text/csv'], response: { 202: DataIoJobRef } },
+      errors: ['rate_limited'],
       handler: async (request, reply) => {
         if (!(request.body instanceof Readable)) {
           throw new AppError('unsupported_media_type', 'Send the CSV file as the request body with Content-Type: text/csv');
@@ -72,21 +96,29 @@ export function registerDataIoRoutes(app: FastifyInstance, services: Services): 
       },
     });
     organizationRoute(scope, {
-      method: 'GET', path: '/data-io/jobs', auth: { kind: 'organization', scope: 'data_io:read' }, summary: 'List data I/O jobs, newest first', tags,
-      schema: { querystring: PAGE_QUERY },
+      method: 'GET', path: '/data-io/jobs', operationId: 'listDataIoJobs', auth: { kind: 'organization', scope: 'data_io:read' },
+      summary: 'List data I/O jobs, newest first', tags,
+      description: 'Cursor-paginated.',
+      schema: { querystring: PageQuery, response: { 200: DataIoJobListRef } },
+      errors: ['not_found'],
       handler: async (request) => dataIo.list(organizationOf(request), pageOf(request)),
     });
     organizationRoute(scope, {
-      method: 'GET', path: '/data-io/jobs/:id', auth: { kind: 'organization', scope: 'data_io:read' }, summary: 'Get a data I/O job', tags,
-      schema: { params: ID_PARAM },
-      handler: async (request) => dataIo.get(organizationOf(request), id(request)),
+      method: 'GET', path: '/data-io/jobs/:id', operationId: 'getDataIoJob', auth: { kind: 'organization', scope: 'data_io:read' },
+      summary: 'Get a data I/O job', tags,
+      schema: { params: IdParams, response: { 200: DataIoJobRef } },
+      errors: ['not_found'],
+      handler: async (request) => dataIo.get(organizationOf(request), request.params.id),
     });
     organizationRoute(scope, {
-      method: 'GET', path: '/data-io/jobs/:id/download', auth: { kind: 'organization', scope: 'data_io:read' },
-      summary: "Download a completed export's file (streamed; 409 until completed, 404 for imports)", tags,
-      schema: { params: ID_PARAM },
+      method: 'GET', path: '/data-io/jobs/:id/download', operationId: 'downloadDataIoJob', auth: { kind: 'organization', scope: 'data_io:read' },
+      summary: "Download a completed export's file", tags,
+      description:
+        'Streams the file (`text/csv` or `application/json`, as the export asked). `409 conflict` until the job has completed; `404` for an import (it has no file) and once the file has expired.',
+      schema: { params: IdParams, response: { 200: ExportFile } },
+      errors: ['not_found', 'conflict'],
       handler: async (request, reply) => {
-        const file = await dataIo.openDownload(organizationOf(request), id(request));
+        const file = await dataIo.openDownload(organizationOf(request), request.params.id);
         return reply
           .header('Content-Type', file.contentType)
           .header('Content-Disposition', `attachment; filename="${file.filename}"`)

@@ -10,23 +10,9 @@ export interface InvoiceLine {
   unitAmount: number;
 }
 
-/** Bounds of one line (SPEC §10; money in integer minor units, SPEC §11). */
+/** Bounds of one line (SPEC §10; money in integer minor units, SPEC §11); the request schema is LinesInput in ../schemas.ts. */
 export const MAX_QUANTITY = 1_000_000;
 export const MAX_LINES = 100;
-
-export const LINE_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['description', 'quantity', 'unitAmount'],
-  properties: {
-    description: { type: 'string', minLength: 1, maxLength: 500 },
-    quantity: { type: 'integer', minimum: 1, maximum: MAX_QUANTITY },
-    // A line may be free (0); the invoice's total may not (see totalOf).
-    unitAmount: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT, description: 'minor units (cents)' },
-  },
-} as const;
-
-export const LINES_SCHEMA = { type: 'array', minItems: 1, maxItems: MAX_LINES, items: LINE_SCHEMA } as const;
 
 /**
  * The total of the lines in minor units, or null when it is not a payable amount (0, or above

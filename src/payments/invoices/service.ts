@@ -75,7 +75,7 @@ export const toInvoiceView = (r: InvoiceRow): InvoiceView => ({
 
 export type InvoiceStatus = InvoiceView['status'];
 
-/** POST /v1/invoices. Lines are validated by LINES_SCHEMA at the edge; the total is ours to compute. */
+/** POST /v1/invoices. Lines are validated by LinesInput (../schemas.ts) at the edge; the total is ours to compute. */
 export interface InvoiceInput {
   clientId: string;
   currency: string;

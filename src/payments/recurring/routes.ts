@@ -1,97 +1,84 @@
 /** HTTP for recurring schedules (SPEC §3: invoice:* scopes; there is no recurring:*). */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
-import { ID_PARAM, PAGE_QUERY, organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
-import { CURRENCY_SCHEMA } from '../money.js';
+import { organizationOf, organizationRoute, pageOf } from '../../http/routes.js';
+import { IdParams, NoContent } from '../../http/openapi.js';
 import { sendIdempotent } from '../http.js';
-import { LINES_SCHEMA } from '../invoices/lines.js';
-import type { ScheduleChanges, ScheduleInput, SchedulePage } from './service.js';
-
-const INTERVAL = { type: 'string', enum: ['day', 'week', 'month', 'year'] } as const;
-const INTERVAL_COUNT = { type: 'integer', minimum: 1, maximum: 1000, description: 'runs every intervalCount intervals; default 1' } as const;
-const STATUS = { type: 'string', enum: ['active', 'paused'] } as const;
-const TEMPLATE = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['currency', 'lines'],
-  properties: { currency: CURRENCY_SCHEMA, lines: LINES_SCHEMA },
-} as const;
+import { PAYMENT_TAGS } from '../tags.js';
+import {
+  CreateRecurringScheduleBody,
+  InvoiceRef,
+  ListRecurringSchedulesQuery,
+  RecurringScheduleListRef,
+  RecurringScheduleRef,
+  UpdateRecurringScheduleBody,
+} from '../schemas.js';
 
 export function registerRecurringRoutes(app: FastifyInstance, services: Services): void {
   const { recurring, idempotency } = services.payments;
-  const tags = ['Recurring schedules'];
-  const id = (request: FastifyRequest) => (request.params as { id: string }).id;
+  const tags = [PAYMENT_TAGS.recurring];
 
   organizationRoute(app, {
-    method: 'GET', path: '/recurring-schedules', auth: { kind: 'organization', scope: 'invoice:read' }, summary: 'List recurring schedules, newest first', tags,
-    schema: {
-      querystring: {
-        ...PAGE_QUERY,
-        properties: { ...PAGE_QUERY.properties, status: STATUS, clientId: { type: 'string', minLength: 1, maxLength: 64 } },
-      },
-    },
+    method: 'GET', path: '/recurring-schedules', operationId: 'listRecurringSchedules', auth: { kind: 'organization', scope: 'invoice:read' },
+    summary: 'List recurring schedules, newest first', tags,
+    description: 'Cursor-paginated; filter by `status` and `clientId`.',
+    schema: { querystring: ListRecurringSchedulesQuery, response: { 200: RecurringScheduleListRef } },
+    errors: ['not_found'],
     handler: async (request) => {
-      const { status, clientId } = request.query as Pick<SchedulePage, 'status' | 'clientId'>;
+      const { status, clientId } = request.query;
       return recurring.list(organizationOf(request), { ...pageOf(request), status, clientId });
     },
   });
   organizationRoute(app, {
-    method: 'POST', path: '/recurring-schedules', auth: { kind: 'organization', scope: 'invoice:create' },
-    summary: 'Create a recurring schedule (honours Idempotency-Key)', tags,
-    schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['clientId', 'interval', 'template'],
-        properties: {
-          clientId: { type: 'string', minLength: 1, maxLength: 64 },
-          interval: INTERVAL,
-          intervalCount: INTERVAL_COUNT,
-          template: TEMPLATE,
-          startAt: { type: 'string', format: 'date-time', description: 'the first run; default now' },
-        },
-      },
-    },
+    method: 'POST', path: '/recurring-schedules', operationId: 'createRecurringSchedule', auth: { kind: 'organization', scope: 'invoice:create' },
+    summary: 'Create a recurring schedule', tags,
+    description: 'The first run is at `startAt` (default now); each run issues an open invoice from `template`. Honours `Idempotency-Key`.',
+    schema: { body: CreateRecurringScheduleBody, response: { 201: RecurringScheduleRef } },
+    errors: ['not_found', 'idempotency_conflict'],
+    idempotent: true,
     handler: async (request, reply) =>
       sendIdempotent(request, reply, idempotency, async (tx) => ({
         status: 201,
-        body: await recurring.create(tx, organizationOf(request), request.body as ScheduleInput),
+        body: await recurring.create(tx, organizationOf(request), request.body),
       })),
   });
   organizationRoute(app, {
-    method: 'GET', path: '/recurring-schedules/:id', auth: { kind: 'organization', scope: 'invoice:read' }, summary: 'Get a recurring schedule', tags,
-    schema: { params: ID_PARAM },
-    handler: async (request) => recurring.get(services.db, organizationOf(request), id(request)),
+    method: 'GET', path: '/recurring-schedules/:id', operationId: 'getRecurringSchedule', auth: { kind: 'organization', scope: 'invoice:read' },
+    summary: 'Get a recurring schedule', tags,
+    schema: { params: IdParams, response: { 200: RecurringScheduleRef } },
+    errors: ['not_found'],
+    handler: async (request) => recurring.get(services.db, organizationOf(request), request.params.id),
   });
   organizationRoute(app, {
-    method: 'PATCH', path: '/recurring-schedules/:id', auth: { kind: 'organization', scope: 'invoice:update' },
-    summary: 'Change a recurring schedule; status paused/active pauses and resumes it', tags,
-    schema: {
-      params: ID_PARAM,
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        minProperties: 1,
-        properties: { interval: INTERVAL, intervalCount: INTERVAL_COUNT, template: TEMPLATE, status: STATUS, nextRunAt: { type: 'string', format: 'date-time' } },
-      },
-    },
-    handler: async (request) => recurring.update(organizationOf(request), id(request), request.body as ScheduleChanges),
+    method: 'PATCH', path: '/recurring-schedules/:id', operationId: 'updateRecurringSchedule', auth: { kind: 'organization', scope: 'invoice:update' },
+    summary: 'Change a recurring schedule', tags,
+    description: '`status` `paused` pauses the schedule and `active` resumes it; a schedule whose client was deleted cannot be resumed (`409 conflict`).',
+    schema: { params: IdParams, body: UpdateRecurringScheduleBody, response: { 200: RecurringScheduleRef } },
+    errors: ['not_found', 'conflict'],
+    handler: async (request) => recurring.update(organizationOf(request), request.params.id, request.body),
   });
   organizationRoute(app, {
-    method: 'DELETE', path: '/recurring-schedules/:id', auth: { kind: 'organization', scope: 'invoice:delete' }, summary: 'Delete a recurring schedule', tags,
-    schema: { params: ID_PARAM },
+    method: 'DELETE', path: '/recurring-schedules/:id', operationId: 'deleteRecurringSchedule', auth: { kind: 'organization', scope: 'invoice:delete' },
+    summary: 'Delete a recurring schedule', tags,
+    description: 'It issues nothing more; the invoices it issued stay.',
+    schema: { params: IdParams, response: { 204: NoContent } },
+    errors: ['not_found'],
     handler: async (request, reply) => {
-      await recurring.delete(organizationOf(request), id(request));
-      return reply.code(204).send();
+      await recurring.delete(organizationOf(request), request.params.id);
+      return reply.code(204).send(null);
     },
   });
   organizationRoute(app, {
-    method: 'POST', path: '/recurring-schedules/:id/run', auth: { kind: 'organization', scope: 'invoice:execute' },
-    summary: 'Issue the next invoice now (open) and advance nextRunAt (honours Idempotency-Key)', tags,
-    schema: { params: ID_PARAM },
+    method: 'POST', path: '/recurring-schedules/:id/run', operationId: 'runRecurringSchedule', auth: { kind: 'organization', scope: 'invoice:execute' },
+    summary: 'Issue the next invoice now', tags,
+    description:
+      'Issues the next period\'s invoice (open) and advances `nextRunAt`: `201` with the invoice this request issued, or `200` with the one a concurrent run issued for the same period. A paused schedule, or one whose client was deleted, is `409 conflict`. Honours `Idempotency-Key`.',
+    schema: { params: IdParams, response: { 200: InvoiceRef, 201: InvoiceRef } },
+    errors: ['not_found', 'conflict', 'idempotency_conflict'],
+    idempotent: true,
     handler: async (request, reply) => {
       const organizationId = organizationOf(request);
-      const scheduleId = id(request);
+      const scheduleId = request.params.id;
       const header = request.headers['idempotency-key'];
       // Not sendIdempotent: that keys on the route pattern and the body, and a run has no body, so
       // one key reused on two schedules would replay the first schedule's invoice. The schedule id
@@ -104,7 +91,8 @@ export function registerRecurringRoutes(app: FastifyInstance, services: Services
         },
       );
       if (result.replayed) reply.header('Idempotent-Replayed', 'true');
-      return reply.code(result.status).send(result.body);
+      // A run answers 201 (issued now) or 200 (a concurrent run had issued it); a replay, what it answered then.
+      return reply.code(result.status === 200 ? 200 : 201).send(result.body);
     },
   });
 }
