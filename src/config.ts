@@ -7,6 +7,7 @@
  * middle of a start that has already initialised a database or printed credentials. Messages never
  * repeat a secret (a password, a key, a URL that may carry credentials).
  */
+import { createPublicKey } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -39,6 +40,8 @@ export interface Config {
   auditSigningKey: string | null;
   /** Period of the scheduled audit checkpoints; 0: on demand only. */
   auditCheckpointIntervalMs: number;
+  /** How often each node looks for API keys to warn about before they expire (src/keys/expiry-warnings.ts); 0: never. */
+  expiryWarningIntervalMs: number;
   /** The first global admin's address, normalised (users/email.ts); null: admin@localhost. */
   adminEmail: string | null;
   /** The first global admin's password, checked against the password policy; null: generated. */
@@ -66,6 +69,16 @@ export interface Config {
   mailFrom: string | null;
   /** PAYGATE_WEBHOOK_ALLOW_PRIVATE: webhooks may target loopback and private addresses (never cloud metadata). */
   webhookAllowPrivate: boolean;
+  /**
+   * PAYGATE_USAGE_COUNTING (on|off, default on): usage per key and per secret (SPEC §12). Off keeps
+   * only the batched lastUsedAt; for measuring what counting costs (bench/scenarios/usage.ts).
+   */
+  usageCounting: boolean;
+  /**
+   * PAYGATE_SECRET_SCANNING_KEYS: the public keys (PEM, ECDSA P-256) that sign secret-scanning
+   * partner reports to POST /v1/leaked-keys (SPEC §13), by key id; empty: no partner report verifies.
+   */
+  secretScanningKeys: Record<string, string>;
 }
 
 /** One or more configuration problems; the message names them all, in one line. */
@@ -167,6 +180,45 @@ function readMail(r: Reader): { smtpUrl: string | null; mailFrom: string | null 
     }
   }
   return { smtpUrl, mailFrom: from };
+}
+
+/**
+ * PAYGATE_SECRET_SCANNING_KEYS: a JSON object `{ "<key id>": "<PEM public key>" }`, each an ECDSA
+ * P-256 public key (GitHub publishes its keys with their ids). Checked here so a bad key stops the
+ * start rather than every partner report being refused later.
+ */
+function readSecretScanningKeys(r: Reader): Record<string, string> {
+  const raw = r.text('PAYGATE_SECRET_SCANNING_KEYS');
+  if (raw === null) return {};
+  const format = 'PAYGATE_SECRET_SCANNING_KEYS must be a JSON object of key id -> PEM public key (ECDSA P-256), e.g. {"<key id>": "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    r.problem(format);
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    r.problem(format);
+    return {};
+  }
+  const keys: Record<string, string> = {};
+  const bad: string[] = [];
+  for (const [id, pem] of Object.entries(parsed)) {
+    let ok = id.length > 0 && id.length <= 200 && typeof pem === 'string';
+    if (ok) {
+      try {
+        const key = createPublicKey(pem as string);
+        ok = key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+      } catch {
+        ok = false;
+      }
+    }
+    if (ok) keys[id] = pem as string;
+    else bad.push(shown(id));
+  }
+  if (bad.length > 0) r.problem(`PAYGATE_SECRET_SCANNING_KEYS: the key${bad.length > 1 ? 's' : ''} ${bad.join(', ')} must be ECDSA P-256 public keys in PEM`);
+  return keys;
 }
 
 function readHost(r: Reader): string {
@@ -299,6 +351,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (webhookAllowPrivate !== null && webhookAllowPrivate !== 'true' && webhookAllowPrivate !== 'false') {
     r.problem(`PAYGATE_WEBHOOK_ALLOW_PRIVATE must be true or false, got ${shown(webhookAllowPrivate)}`);
   }
+  const usageCounting = r.text('PAYGATE_USAGE_COUNTING');
+  if (usageCounting !== null && usageCounting !== 'on' && usageCounting !== 'off') r.problem(`PAYGATE_USAGE_COUNTING must be on or off, got ${shown(usageCounting)}`);
   const config: Config = {
     port,
     host,
@@ -310,6 +364,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl,
     ...secrets,
     auditCheckpointIntervalMs: r.int('PAYGATE_AUDIT_CHECKPOINT_INTERVAL_SECONDS', 300, 0, 86_400) * 1000,
+    expiryWarningIntervalMs: r.int('PAYGATE_EXPIRY_WARNING_INTERVAL_SECONDS', 3_600, 0, 86_400) * 1000,
     ...admin,
     trustedProxies,
     ...logging,
@@ -321,6 +376,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     debugChecks: debugChecks === '1',
     ...readMail(r),
     webhookAllowPrivate: webhookAllowPrivate === 'true',
+    usageCounting: usageCounting !== 'off',
+    secretScanningKeys: readSecretScanningKeys(r),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;

@@ -1,6 +1,6 @@
 /** Composition root: builds every service once from the config and the database. */
 import type { Config } from './config.js';
-import { isDatabaseUnavailable, type Database } from './db/database.js';
+import type { Database } from './db/database.js';
 import { InvalidationBus } from './cache/invalidation.js';
 import { makePeppers, type Peppers } from './keys/hash.js';
 import { AuditChain } from './audit/record.js';
@@ -25,6 +25,10 @@ import { createPaymentServices, type PaymentServices } from './payments/services
 import { createWebhookServices } from './webhooks/create.js';
 import type { WebhookService } from './webhooks/service.js';
 import type { WebhookWorker } from './webhooks/worker.js';
+import { createLeakService } from './leaks/create.js';
+import type { LeakService } from './leaks/service.js';
+import { ExpiryWarnings } from './keys/expiry-warnings.js';
+import { UsageService } from './usage/service.js';
 
 export interface Logger {
   info(obj: object, msg: string): void;
@@ -73,7 +77,13 @@ export interface Services {
   /** Webhook endpoints (SPEC §16) and this node's delivery worker. */
   webhooks: WebhookService;
   webhookWorker: WebhookWorker;
-  /** Starts background work: the invalidation listener, the lastUsedAt flusher and the scheduled audit checkpoints. */
+  /** Leaked-key reports (SPEC §13): containment at once on every node; its own source limiter. */
+  leaks: LeakService;
+  /** Key hygiene (SPEC §14): warns owners once before a key expires; runs on every node, warns on one. */
+  expiryWarnings: ExpiryWarnings;
+  /** Usage per key and per secret, and the end of grace periods (SPEC §12). */
+  usage: UsageService;
+  /** Starts background work: the invalidation listener, the usage flusher (lastUsedAt) and the grace sweep, the scheduled audit checkpoints. */
   start(): Promise<void>;
   /** Stops background work and flushes pending writes; does not close the database. */
   stop(): Promise<void>;
@@ -90,6 +100,8 @@ export interface ServiceOptions {
   maxKeysPerOrganization?: number;
   /** The audit burst aggregator's timing and size (audit/bursts.ts); tests shorten the window. */
   auditBursts?: { windowMs?: number; tickMs?: number; maxTracked?: number };
+  /** The usage aggregator's bounds (usage/aggregator.ts); tests make them small. */
+  usage?: { flushAt?: number; maxEntries?: number };
 }
 
 export function createServices(config: Config, db: Database, secrets: Secrets, log: Logger, options: ServiceOptions = {}): Services {
@@ -132,7 +144,8 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
   const signInLimiters: ThrottleLimiters = { addresses: signInLimiter(''), accounts: signInLimiter('acct:') };
   const throttle = new FailureThrottle(signInLimiters);
   const mailer = createMailer(config, log);
-  const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs });
+  const usage = new UsageService({ db, work, log, countingOff: !config.usageCounting, ...options.usage });
+  const verifier = new KeyVerifier({ db, peppers, bus, rateLimiter, cacheTtlMs: config.cacheTtlMs, flushUsage: () => usage.flush() });
   const keys = new ApiKeyService({ db, work, peppers, settings, ...(options.maxKeysPerOrganization !== undefined ? { maxKeysPerOrganization: options.maxKeysPerOrganization } : {}) });
   const members = new MemberService({ db, work, publicUrl: config.publicUrl, mailer, throttle });
   const organizations = new OrganizationService({ db, bus, work, keys, members });
@@ -144,28 +157,31 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
   const passwordResets = new PasswordResetService({ db, work, throttle, bursts: audit.bursts, mailer, publicUrl: config.publicUrl, log });
   const payments = createPaymentServices({ config, db, bus, work, settings, log, peppers });
   const { webhooks, webhookWorker } = createWebhookServices({ config, db, work, peppers, log, metrics, mailer });
+  const leaks = createLeakService({ config, db, work, peppers, settings, mailer, log, limiterEvents, maxEntries });
+  const expiryWarnings = new ExpiryWarnings({ db, work, settings, mailer, log, publicUrl: config.publicUrl, intervalMs: config.expiryWarningIntervalMs });
 
   return {
     config, db, bus, work, chain, peppers, verifier, keys, sessions, settings, organizations, members, users, audit, auditCheckpoints, auditSigner: signer, rateLimiter, metrics, payments,
-    signInLimiters, mailer, passwordResets, webhooks, webhookWorker,
+    signInLimiters, mailer, passwordResets, webhooks, webhookWorker, usage, leaks, expiryWarnings,
     rateLimiterKind: rateLimiter.kind,
     async start() {
       await bus.start();
-      verifier.startUsageFlusher(5_000, (error) =>
-        // An outage is reported once per flush, in one line; the batch is retried with the next one.
-        isDatabaseUnavailable(error) ? log.warn({ reason: (error as Error).message }, 'could not record key usage: the database is unavailable') : log.error({ err: error }, 'could not record key usage'),
-      );
+      usage.start();
       payments.start();
       webhookWorker.start();
       auditCheckpoints.start();
       audit.start();
+      // The publisher role (the CLI) runs no background work of a node.
+      if ((options.role ?? 'node') === 'node') expiryWarnings.start();
     },
     async stop() {
       // First: its attempts in flight are aborted and their claims released while the database is there.
       await webhookWorker.stop();
       await auditCheckpoints.stop();
+      await expiryWarnings.stop();
       await payments.stop();
-      await verifier.stop();
+      // Writes what was counted (lastUsedAt among it) while the database is there.
+      await usage.stop();
       await bus.stop();
       await passwordResets.idle();
       // After the resets: their requests for unknown addresses are counted there.
@@ -174,6 +190,7 @@ export function createServices(config: Config, db: Database, secrets: Secrets, l
       await rateLimiter.close();
       await signInLimiters.addresses.close();
       await signInLimiters.accounts.close();
+      await leaks.close();
     },
   };
 }

@@ -52,7 +52,7 @@ describe('API key lifecycle', () => {
     const created = await create({ name: 'reader', scopes: ['client:read'] });
     const who = await whoami(created.body.secret);
     expectStatus(who, 200);
-    expect(who.body).toEqual({ type: 'api_key', keyId: created.body.id, tier: 'organization', organizationId: org.organizationId, scopes: ['client:read'] });
+    expect(who.body).toEqual({ type: 'api_key', keyId: created.body.id, tier: 'organization', organizationId: org.organizationId, scopes: ['client:read'], status: 'active' });
     expectProblem(await t.request('GET', '/v1/api-keys', { token: created.body.secret }), 403, 'insufficient_scope');
   });
 

@@ -105,6 +105,25 @@ const EXTRA_ROUTES: Array<{ method: string; url: string; auth: AuthRequirement; 
   ] as const).flatMap(([method, path, scope, why]) =>
     [`/v1${path}`, `/v1/organizations/:orgId${path}`].map((url) => ({ method, url, auth: { kind: 'organization', scope } as AuthRequirement, why })),
   ),
+  // SPEC §12 and §14: usage, grace ending and the credential report, organization routes.
+  ...([
+    ['GET', '/api-keys/:id/usage', 'api_key:read', "a key's usage by outcome and secret (SPEC §12)"],
+    ['GET', '/usage', 'api_key:read', "the organization's keys by requests (SPEC §12)"],
+    ['POST', '/api-keys/:id/end-grace', 'api_key:update', "ends a rotation's grace period now (SPEC §12)"],
+    ['GET', '/api-keys/report', 'api_key:read', 'the credential report of the organization (SPEC §14)'],
+  ] as const).flatMap(([method, path, scope, why]) =>
+    [`/v1${path}`, `/v1/organizations/:orgId${path}`].map((url) => ({ method, url, auth: { kind: 'organization', scope } as AuthRequirement, why })),
+  ),
+  // System keys are managed by global-admin sessions alone (SPEC §4), their usage too.
+  ...([['GET', '/v1/system/api-keys/:id/usage'], ['GET', '/v1/system/usage'], ['POST', '/v1/system/api-keys/:id/end-grace']] as const).map(([method, url]) => ({
+    method,
+    url,
+    auth: { kind: 'global_admin' } as AuthRequirement,
+    why: 'the system-key twins of the SPEC §12 usage routes',
+  })),
+  // SPEC §14: system `audit:read` (a global admin passes every system requirement).
+  { method: 'GET', url: '/v1/system/credential-report', auth: { kind: 'system', scope: 'audit:read' }, why: 'the credential report of every key (SPEC §14)' },
+  { method: 'GET', url: '/v1/system/compliance-evidence', auth: { kind: 'system', scope: 'audit:read' }, why: 'the signed compliance-evidence bundle (SPEC §14)' },
 ];
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -481,7 +481,7 @@ describe('key tiers', () => {
   it('whoami describes a system key', async () => {
     const who = await t.request('GET', '/v1/auth/whoami', { token: root.token });
     expectStatus(who, 200);
-    expect(who.body).toEqual({ type: 'api_key', keyId: root.keyId, tier: 'system', organizationId: null, scopes: ['audit:read', 'health:read', 'organization:*', 'system_settings:*'] });
+    expect(who.body).toEqual({ type: 'api_key', keyId: root.keyId, tier: 'system', organizationId: null, scopes: ['audit:read', 'health:read', 'organization:*', 'system_settings:*'], status: 'active' });
   });
 });
 

@@ -10,6 +10,10 @@ export const AUDIT_ACTIONS = [
   'system_key.rotated',
   'system_key.revoked',
   'system_key.deleted',
+  // A key's token reported leaked (SPEC §13, src/leaks/), of either tier; actor system, the report's
+  // source and url in details, never the token. Quarantine is recorded as its own event.
+  'api_key.leaked',
+  'api_key.quarantined',
   'session.created',
   'session.ended',
   'login.failed',

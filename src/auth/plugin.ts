@@ -13,6 +13,8 @@ import type { Services } from '../services.js';
 import type { AuthRequirement, AuthState, Principal } from './requirements.js';
 import { looksLikeJwt, safeEqual, type SessionPrincipal } from './sessions.js';
 import type { RequestContext } from './context.js';
+import type { MatchedSecret } from '../keys/verify.js';
+import { isUsageOutcome } from '../usage/aggregator.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const ALL_ORGANIZATION_SCOPES = new ScopeSet(allScopes('organization'));
@@ -51,10 +53,14 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     if (!requirement || requirement.kind === 'public') return;
     try {
       request.auth = await authorize(request, reply, requirement, services);
+      countKeyUse(request, 'ok', services);
     } catch (error) {
       // Refusals are answered here rather than through Fastify's error path: the common case under
       // attack (forged or malformed tokens) stays as cheap as possible.
-      if (error instanceof AppError) return sendProblem(reply, error);
+      if (error instanceof AppError) {
+        countKeyUse(request, error.code, services);
+        return sendProblem(reply, error);
+      }
       throw error;
     }
   });
@@ -101,8 +107,38 @@ async function authenticate(request: FastifyRequest, reply: FastifyReply, servic
   throw new AppError('missing_credentials', 'Send an API key as "Authorization: Bearer sk_..." or sign in');
 }
 
+/** A verification of a known key, counted once its outcome is decided (SPEC §12; countKeyUse). */
+interface KeyUse {
+  keyId: string;
+  secret: MatchedSecret;
+  generation: number;
+}
+const keyUses = new WeakMap<FastifyRequest, KeyUse>();
+
+/**
+ * Refusals of a key that passed verification which SPEC §12's outcomes do not name (another tier's
+ * route, another organization, an owner-only route) are counted as insufficient_scope: the key
+ * lacks the authority the route needs, as the audit records them (auth.insufficient_scope).
+ */
+const COUNTED_AS_SCOPE = new Set(['wrong_key_tier', 'organization_mismatch', 'forbidden']);
+
+/**
+ * Counts the request's key verification with its final outcome: the verifier's, or the route's
+ * (ok, insufficient_scope, api_key_quarantined), decided in `authorize`. Any refusal thrown there as
+ * an AppError is counted here, once per request; nothing else needs to call services.usage.record.
+ */
+function countKeyUse(request: FastifyRequest, code: string, services: Services): void {
+  const use = keyUses.get(request);
+  if (!use) return;
+  keyUses.delete(request);
+  const outcome = isUsageOutcome(code) ? code : COUNTED_AS_SCOPE.has(code) ? 'insufficient_scope' : null;
+  if (outcome) services.usage.record(use.keyId, use.secret, outcome, request.ip, request.headers['user-agent'], use.generation);
+}
+
 async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: string, services: Services): Promise<Principal> {
   const outcome = await services.verifier.verify(token, request.ip);
+  if (outcome.ok) keyUses.set(request, { keyId: outcome.key.id, secret: outcome.secret, generation: outcome.key.rotatedAt ? outcome.key.rotatedAt.getTime() : 0 });
+  else if (outcome.keyId) keyUses.set(request, { keyId: outcome.keyId, secret: outcome.secret ?? null, generation: outcome.generation ?? -1 });
   services.metrics.countVerification(outcome.ok ? 'ok' : outcome.code);
   // A key with a rate limit says where it stands on every answer, refusals after this point included
   // (RateLimit-* as the IETF httpapi draft names them; Reset in seconds). Keys without one send none.
@@ -202,6 +238,7 @@ async function authorize(request: FastifyRequest, reply: FastifyReply, requireme
         }
         const scopes = principal.scopes;
         if (!scopes.has(requirement.scope)) await refuseScope(request, principal, null, requirement.scope, services);
+        if (principal.key.quarantinedAt) await checkQuarantine(request, principal.key, requirement.scope, services);
         return { principal, organizationId: null, scopes, ctx: context(request, principal, scopes) };
       }
       if (!principal.session.isGlobalAdmin) {
@@ -247,6 +284,7 @@ async function authorizeOrganization(
     }
     const scopes = principal.scopes;
     if (!scopes.has(requirement.scope)) await refuseScope(request, principal, key.organizationId, requirement.scope, services);
+    if (key.quarantinedAt) await checkQuarantine(request, key, requirement.scope, services);
     return { principal, organizationId: key.organizationId, scopes, ctx: context(request, principal, scopes) };
   }
 
@@ -348,6 +386,31 @@ async function refuse(
     { action, actor, organizationId, ip: request.ip, requestId: request.id, details: { code, ...at, ...details } },
     sample,
   );
+}
+
+/**
+ * A quarantined key (SPEC §13: reported leaked, quarantined rather than revoked) passes verification
+ * and may still read: routes whose scope is a `:read` scope, and whoami (no scope). Anything else is
+ * `403 api_key_quarantined`, after the scope check (SPEC §4's order), and recorded once per key and
+ * minute like other refusals of a key whose secret matched. The verifier's cached record carries
+ * `quarantinedAt`, dropped on every node by the containment's invalidation (src/leaks/service.ts).
+ */
+async function checkQuarantine(request: FastifyRequest, key: Extract<Principal, { type: 'api_key' }>['key'], scope: string, services: Services): Promise<void> {
+  if (scope.endsWith(':read')) return;
+  await services.audit.noteRefusal(
+    `api_key:${key.id}|api_key_quarantined`,
+    {
+      action: 'auth.api_key_refused',
+      actor: { type: 'api_key', id: key.id },
+      organizationId: key.organizationId,
+      target: { type: 'api_key', id: key.id },
+      ip: request.ip,
+      requestId: request.id,
+      details: { code: 'api_key_quarantined', requiredScope: scope, ...where(request) },
+    },
+    { field: 'routes', value: `${request.method} ${request.routeOptions.url}` },
+  );
+  throw new AppError('api_key_quarantined', 'This API key was reported leaked and is quarantined: it may only read until it is rotated or revoked');
 }
 
 /** A route's scope the credential lacks: aggregated per principal, organization and scope (not route). */

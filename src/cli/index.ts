@@ -21,6 +21,7 @@ import { registerOrgCommands } from './commands/org.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerMemberCommands } from './commands/member.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerReportCommands } from './commands/report.js';
 
 function buildProgram(): Command {
   const program = new Command('paygate')
@@ -43,6 +44,7 @@ function buildProgram(): Command {
   registerKeyCommands(program);
   registerMemberCommands(program);
   registerAuditCommands(program);
+  registerReportCommands(program);
   registerAdminCreate(program.command('admin').description('bootstrap: global admins, on the database directly'));
   registerMigrate(program);
   registerServe(program);

@@ -638,4 +638,80 @@ CREATE INDEX webhook_attempts_delivery_idx ON webhook_attempts (delivery_id, sta
 CREATE INDEX checkouts_open_expiry_idx ON checkouts (expires_at) WHERE status = 'open';
 `,
   },
+  {
+    id: 15,
+    name: 'usage per key and per secret; rotation that completes on evidence',
+    sql: `
+-- SPEC §12 (src/usage/). Verifications counted in memory on each node and flushed in batches into
+-- one row per key and bucket, at the three granularities at once (additive upserts): minute rows
+-- are kept 7 days, hour rows 90 days, day rows 2 years (src/usage/retention.ts).
+CREATE TABLE api_key_usage (
+  key_id text NOT NULL,
+  granularity text NOT NULL CHECK (granularity IN ('minute', 'hour', 'day')),
+  bucket timestamptz NOT NULL,
+  total bigint NOT NULL DEFAULT 0,
+  ok bigint NOT NULL DEFAULT 0,
+  invalid_api_key bigint NOT NULL DEFAULT 0,
+  api_key_revoked bigint NOT NULL DEFAULT 0,
+  api_key_expired bigint NOT NULL DEFAULT 0,
+  ip_not_allowed bigint NOT NULL DEFAULT 0,
+  rate_limited bigint NOT NULL DEFAULT 0,
+  insufficient_scope bigint NOT NULL DEFAULT 0,
+  api_key_quarantined bigint NOT NULL DEFAULT 0,
+  current_secret bigint NOT NULL DEFAULT 0,
+  previous_secret bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (key_id, granularity, bucket)
+);
+CREATE INDEX api_key_usage_retention_idx ON api_key_usage (granularity, bucket);
+
+-- Per secret: when, from where and with which client each secret was last seen; when the current
+-- secret was first seen (a rotation moves the current secret's figures to the previous one's).
+ALTER TABLE api_keys ADD COLUMN secret_first_used_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN secret_last_used_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN last_used_ip text;
+ALTER TABLE api_keys ADD COLUMN last_user_agent text;
+ALTER TABLE api_keys ADD COLUMN previous_secret_last_used_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN previous_secret_last_used_ip text;
+ALTER TABLE api_keys ADD COLUMN previous_secret_last_user_agent text;
+-- rotate's retireWhenIdleMinutes: the grace ends once the previous secret is idle that long.
+ALTER TABLE api_keys ADD COLUMN retire_when_idle_minutes integer CHECK (retire_when_idle_minutes BETWEEN 1 AND 1440);
+-- The grace sweep (src/usage/grace.ts) looks only at keys in a grace period.
+CREATE INDEX api_keys_grace_idx ON api_keys (previous_secret_expires_at) WHERE previous_secret_hash IS NOT NULL;
+`,
+  },
+  {
+    id: 16,
+    name: 'leaked keys: the leaked marker, quarantine, and the leakedKeyAction setting',
+    sql: `
+-- SPEC §13 (src/leaks/). leaked_at: when a token of the key (current or previous secret) was
+-- reported leaked; the key's flag "leaked" until a rotation replaces the leaked secret.
+-- quarantined_at: set while the key is quarantined (status "quarantined": ":read" scopes only);
+-- rotating the key clears both. A key is quarantined only because it leaked.
+ALTER TABLE api_keys ADD COLUMN leaked_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN quarantined_at timestamptz;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_quarantine_is_a_leak CHECK (quarantined_at IS NULL OR leaked_at IS NOT NULL);
+
+-- What Paygate does with a key whose token is reported leaked: revoke it (default) or quarantine it.
+ALTER TABLE system_settings ADD COLUMN leaked_key_action text NOT NULL DEFAULT 'revoke'
+  CHECK (leaked_key_action IN ('revoke', 'quarantine'));
+`,
+  },
+  {
+    id: 17,
+    name: 'key hygiene: settings, expiry warnings',
+    sql: `
+-- Key hygiene thresholds (SPEC §14), in days; null = off (src/keys/flags.ts).
+ALTER TABLE system_settings ADD COLUMN api_key_rotation_max_age_days integer CHECK (api_key_rotation_max_age_days BETWEEN 1 AND 3650);
+ALTER TABLE system_settings ADD COLUMN api_key_inactive_days integer CHECK (api_key_inactive_days BETWEEN 1 AND 3650);
+ALTER TABLE system_settings ADD COLUMN api_key_expiry_warning_days integer CHECK (api_key_expiry_warning_days BETWEEN 1 AND 365);
+
+-- Expiry warnings (src/keys/expiry-warnings.ts): the expiry a key's owners were warned about, and
+-- when. A warning is claimed by setting both in the transaction that writes its webhook event, so
+-- exactly one node warns; a key whose expires_at changes afterwards differs from expiry_warned_for
+-- and is warned again once the new date is within the window.
+ALTER TABLE api_keys ADD COLUMN expiry_warned_for timestamptz;
+ALTER TABLE api_keys ADD COLUMN expiry_warned_at timestamptz;
+CREATE INDEX api_keys_expiry_idx ON api_keys (expires_at) WHERE revoked_at IS NULL AND expires_at IS NOT NULL;
+`,
+  },
 ];

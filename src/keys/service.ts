@@ -17,6 +17,7 @@ import type { Tier } from '../scopes/catalog.js';
 import { normalizeCidr } from '../net/cidr.js';
 import { parseStorableDate } from '../storable.js';
 import { looserRestrictions } from './restrictions.js';
+import { keyFlags, NO_THRESHOLDS, type HygieneThresholds, type KeyFlag } from './flags.js';
 import type { SettingsService } from '../settings/service.js';
 import { formatToken, newKeyId, tokenHint } from './token.js';
 import { hashToken, type Peppers } from './hash.js';
@@ -24,6 +25,14 @@ import * as store from './store.js';
 import type { ApiKeyRecord, KeyScope, RateLimit } from './store.js';
 
 export const MAX_GRACE_MINUTES = 10080;
+/** rotate's retireWhenIdleMinutes (SPEC §12): 1 minute to 1 day. */
+export const MAX_RETIRE_WHEN_IDLE_MINUTES = 1440;
+
+export interface RotateKeyInput {
+  gracePeriodMinutes?: number;
+  /** End the grace once the previous secret is idle this long after the new one's first use. */
+  retireWhenIdleMinutes?: number;
+}
 const MAX_ALLOWED_IPS = 100;
 /**
  * Active (neither revoked nor expired) keys an organization may hold. Past it, creating one is
@@ -42,7 +51,7 @@ export interface ApiKeyView {
   name: string;
   description: string | null;
   scopes: string[];
-  status: 'active' | 'revoked' | 'expired';
+  status: 'active' | 'revoked' | 'expired' | 'quarantined';
   createdAt: string;
   createdBy: { type: string; id: string | null };
   updatedAt: string;
@@ -54,6 +63,15 @@ export interface ApiKeyView {
   allowedIps: string[] | null;
   rateLimit: RateLimit | null;
   hint: string;
+  /** SPEC §12: where and with what the current secret was last used (src/usage/). */
+  lastUsedIp: string | null;
+  lastUserAgent: string | null;
+  /** SPEC §12: the previous secret's last use, during a grace period only (else null). */
+  previousSecretLastUsedAt: string | null;
+  previousSecretLastUsedIp: string | null;
+  previousSecretLastUserAgent: string | null;
+  /** Key hygiene (SPEC §12, §14; src/keys/flags.ts), from the settings' thresholds. */
+  flags: KeyFlag[];
   secret?: string;
 }
 
@@ -62,11 +80,17 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 export function keyStatus(key: ApiKeyRecord, now = new Date()): ApiKeyView['status'] {
   if (key.revokedAt) return 'revoked';
   if (key.expiresAt && key.expiresAt <= now) return 'expired';
+  // Reported leaked and quarantined (SPEC §13): `:read` routes only, until rotated or revoked.
+  if (key.quarantinedAt) return 'quarantined';
   return 'active';
 }
 
-/** The public shape of a key. Hashes never leave this module; `secret` only on create and rotate. */
-export function toView(key: ApiKeyRecord, secret?: string, now = new Date()): ApiKeyView {
+/**
+ * The public shape of a key. Hashes never leave this module; `secret` only on create and rotate.
+ * `thresholds`: the settings the flags depend on (the cached system settings); without them only
+ * the flags that need none are raised.
+ */
+export function toView(key: ApiKeyRecord, secret?: string, now = new Date(), thresholds: HygieneThresholds = NO_THRESHOLDS): ApiKeyView {
   const previousLive = key.previousSecretExpiresAt && key.previousSecretExpiresAt > now ? key.previousSecretExpiresAt : null;
   return {
     id: key.id,
@@ -88,6 +112,13 @@ export function toView(key: ApiKeyRecord, secret?: string, now = new Date()): Ap
     allowedIps: key.allowedIps,
     rateLimit: key.rateLimit,
     hint: key.hint,
+    lastUsedIp: key.secretUse?.currentLastIp ?? null,
+    lastUserAgent: key.secretUse?.currentLastUserAgent ?? null,
+    // Outside a grace period the previous secret does not exist, and neither does its evidence.
+    previousSecretLastUsedAt: previousLive && !key.revokedAt ? iso(key.secretUse?.previousLastUsedAt ?? null) : null,
+    previousSecretLastUsedIp: previousLive && !key.revokedAt ? (key.secretUse?.previousLastIp ?? null) : null,
+    previousSecretLastUserAgent: previousLive && !key.revokedAt ? (key.secretUse?.previousLastUserAgent ?? null) : null,
+    flags: keyFlags(key, thresholds, now),
     ...(secret !== undefined ? { secret } : {}),
   };
 }
@@ -304,34 +335,41 @@ export class ApiKeyService {
         rotatedAt: null,
         allowedIps,
         rateLimit,
+        leakedAt: null,
+        quarantinedAt: null,
       });
-      this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
+      await this.audit(tx, ctx, record, 'created', { name: record.name, scopes, expiresAt: iso(cappedExpiry) });
       // A node may hold this id in its negative cache (someone guessed it before it existed).
       tx.publish({ kind: 'api_key', subject: id });
       return { record, token };
     };
     const { record, token } = outer ? await insert(outer) : await this.deps.work.run(insert);
-    return toView(record, token, now);
+    // Settings through the caller's transaction when there is one (never a second connection).
+    return toView(record, token, now, await this.deps.settings.get(outer));
   }
 
   async list(where: KeyScope, page: { limit: number; startingAfter: string | null }) {
     if (page.startingAfter) await this.get(where, page.startingAfter);
     const rows = await store.listKeys(this.deps.db, where, page);
     const now = this.now();
+    // The flags' thresholds from the node's settings cache: no round trip while it is trusted.
+    const thresholds = await this.deps.settings.get();
     return {
       object: 'list' as const,
-      data: rows.slice(0, page.limit).map((r) => toView(r, undefined, now)),
+      data: rows.slice(0, page.limit).map((r) => toView(r, undefined, now, thresholds)),
       hasMore: rows.length > page.limit,
     };
   }
 
   async get(where: KeyScope, id: string): Promise<ApiKeyView> {
-    return toView(await this.find(this.deps.db, where, id), undefined, this.now());
+    const key = await this.find(this.deps.db, where, id);
+    return toView(key, undefined, this.now(), await this.deps.settings.get());
   }
 
   /** Tenant isolation: a key of another organization or tier is "not found", never "forbidden". */
   private async find(db: Queryable, where: KeyScope, id: string, forUpdate = false): Promise<ApiKeyRecord> {
-    const key = id.length === 20 ? await store.findKeyById(db, id, { forUpdate }) : null;
+    // withCreator: creator_removed is read in the same statement (src/keys/flags.ts).
+    const key = id.length === 20 ? await store.findKeyById(db, id, { forUpdate, withCreator: true }) : null;
     if (!key || key.tier !== where.tier || key.organizationId !== where.organizationId) throw notFound('API key');
     return key;
   }
@@ -372,26 +410,32 @@ export class ApiKeyService {
         rateLimit: changes.rateLimit === undefined ? key.rateLimit : changes.rateLimit,
       });
       const updated = await store.updateKey(tx, id, changes, now);
+      updated.creatorIsMember = key.creatorIsMember;
       const changed = Object.keys(input).filter((k) => input[k as keyof UpdateKeyInput] !== undefined);
-      this.audit(tx, ctx, updated, 'updated', {
+      await this.audit(tx, ctx, updated, 'updated', {
         fields: changed,
         ...(scopes ? { scopes: { from: key.scopes, to: updated.scopes } } : {}),
       });
       tx.publish({ kind: 'api_key', subject: id });
       return updated;
     });
-    return toView(record, undefined, now);
+    return toView(record, undefined, now, await this.deps.settings.get());
   }
 
-  async rotate(ctx: RequestContext, where: KeyScope, id: string, input: { gracePeriodMinutes?: number }): Promise<ApiKeyView> {
+  async rotate(ctx: RequestContext, where: KeyScope, id: string, input: RotateKeyInput): Promise<ApiKeyView> {
     return this.auditingRefusals(ctx, where, 'rotate', id, () => this.rotateKey(ctx, where, id, input));
   }
 
-  private async rotateKey(ctx: RequestContext, where: KeyScope, id: string, input: { gracePeriodMinutes?: number }): Promise<ApiKeyView> {
+  private async rotateKey(ctx: RequestContext, where: KeyScope, id: string, input: RotateKeyInput): Promise<ApiKeyView> {
     const now = this.now();
     const grace = input.gracePeriodMinutes ?? (await this.deps.settings.get()).apiKeyRotationGraceMinutes;
     if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GRACE_MINUTES) {
       throw validationError([{ path: '/gracePeriodMinutes', message: `must be an integer from 0 to ${MAX_GRACE_MINUTES}` }]);
+    }
+    // SPEC §12: the grace also ends once the previous secret is idle this long (src/usage/grace.ts).
+    const idle = input.retireWhenIdleMinutes ?? null;
+    if (idle !== null && (!Number.isInteger(idle) || idle < 1 || idle > MAX_RETIRE_WHEN_IDLE_MINUTES)) {
+      throw validationError([{ path: '/retireWhenIdleMinutes', message: `must be an integer from 1 to ${MAX_RETIRE_WHEN_IDLE_MINUTES}` }]);
     }
     const pepper = this.deps.peppers.current;
     const { record, token } = await this.deps.work.run(async (tx) => {
@@ -405,13 +449,22 @@ export class ApiKeyService {
       if (key.expiresAt && key.expiresAt <= now) throw new AppError('conflict', 'An expired key cannot be rotated');
       const token = formatToken(id);
       // Rotating again ends the older previous secret at once: only the current one carries over.
-      const previous = grace > 0 ? { secretHash: key.secretHash, pepperVersion: key.pepperVersion, expiresAt: new Date(now.getTime() + grace * 60_000) } : null;
-      const record = await store.rotateKey(tx, id, { secretHash: hashToken(pepper, token), pepperVersion: pepper.version, hint: tokenHint(token) }, previous, now);
-      this.audit(tx, ctx, record, 'rotated', { gracePeriodMinutes: grace, previousSecretExpiresAt: iso(previous?.expiresAt ?? null) });
+      // A key reported leaked gets no grace (SPEC §13): the leaked secret ends at once, and the
+      // rotation returns a quarantined key to active (store.rotateKey clears both marks).
+      const leaked = key.leakedAt !== null;
+      const previous = grace > 0 && !leaked ? { secretHash: key.secretHash, pepperVersion: key.pepperVersion, expiresAt: new Date(now.getTime() + grace * 60_000) } : null;
+      const record = await store.rotateKey(tx, id, { secretHash: hashToken(pepper, token), pepperVersion: pepper.version, hint: tokenHint(token) }, previous, now, idle);
+      record.creatorIsMember = key.creatorIsMember;
+      await this.audit(tx, ctx, record, 'rotated', {
+        gracePeriodMinutes: previous ? grace : 0,
+        previousSecretExpiresAt: iso(previous?.expiresAt ?? null),
+        ...(previous && idle !== null ? { retireWhenIdleMinutes: idle } : {}),
+        ...(leaked ? { leakedSecretEnded: true, wasQuarantined: key.quarantinedAt !== null } : {}),
+      });
       tx.publish({ kind: 'api_key', subject: id });
       return { record, token };
     });
-    return toView(record, token, now);
+    return toView(record, token, now, await this.deps.settings.get());
   }
 
   async revoke(ctx: RequestContext, where: KeyScope, id: string): Promise<ApiKeyView> {
@@ -420,18 +473,19 @@ export class ApiKeyService {
       const key = await this.find(tx, where, id, true);
       if (key.revokedAt) return key; // irreversible and idempotent: a second revoke changes nothing
       const revoked = await store.revokeKey(tx, id, now);
-      this.audit(tx, ctx, revoked, 'revoked', {});
+      revoked.creatorIsMember = key.creatorIsMember;
+      await this.audit(tx, ctx, revoked, 'revoked', {});
       tx.publish({ kind: 'api_key', subject: id });
       return revoked;
     });
-    return toView(record, undefined, now);
+    return toView(record, undefined, now, await this.deps.settings.get());
   }
 
   async delete(ctx: RequestContext, where: KeyScope, id: string): Promise<void> {
     await this.deps.work.run(async (tx) => {
       const key = await this.find(tx, where, id, true);
       await store.deleteKey(tx, id);
-      this.audit(tx, ctx, key, 'deleted', { name: key.name });
+      await this.audit(tx, ctx, key, 'deleted', { name: key.name });
       tx.publish({ kind: 'api_key', subject: id });
     });
   }
@@ -444,7 +498,7 @@ export class ApiKeyService {
   }
 
   /** Audits a change and, for an organization's key, emits its webhook event (SPEC §16) in the same unit. */
-  private audit(tx: UnitOfWork, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>): void {
+  private async audit(tx: UnitOfWork, ctx: RequestContext, key: ApiKeyRecord, verb: Parameters<typeof auditAction>[1], details: Record<string, unknown>): Promise<void> {
     tx.audit({
       action: auditAction(key.tier, verb),
       actor: ctx.actor,
@@ -455,6 +509,9 @@ export class ApiKeyService {
       details,
     });
     // The key as the API shows it, never its secret (toView without one); system keys belong to no organization.
-    if (key.tier === 'organization' && key.organizationId) tx.emit({ type: `api_key.${verb}`, organizationId: key.organizationId, object: toView(key, undefined, this.now()) });
+    // Its flags' thresholds are read through the transaction (the settings cache first).
+    if (key.tier === 'organization' && key.organizationId) {
+      tx.emit({ type: `api_key.${verb}`, organizationId: key.organizationId, object: toView(key, undefined, this.now(), await this.deps.settings.get(tx)) });
+    }
   }
 }

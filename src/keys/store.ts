@@ -1,7 +1,8 @@
-/** SQL for API keys. Only keys/service.ts and keys/verify.ts use it. */
+/** SQL for API keys. keys/service.ts and keys/verify.ts use it, and src/usage/ (reads; its own SQL writes the usage columns). */
 import type { Queryable } from '../db/database.js';
 import type { Actor } from '../audit/events.js';
 import type { Tier } from '../scopes/catalog.js';
+import { CREATOR_IS_MEMBER_SQL } from './flags.js';
 
 export interface RateLimit {
   requests: number;
@@ -30,6 +31,30 @@ export interface ApiKeyRecord {
   rotatedAt: Date | null;
   allowedIps: string[] | null;
   rateLimit: RateLimit | null;
+  /** When a token of this key was reported leaked (SPEC §13); null once a rotation replaced it. */
+  leakedAt: Date | null;
+  /** Set while the key is quarantined (SPEC §13): it may call `:read` routes only. */
+  quarantinedAt: Date | null;
+  /** Per-secret evidence of use (SPEC §12, src/usage/); always set when read from the database. */
+  secretUse?: SecretUse;
+  /**
+   * Whether the creating user is still a member (src/keys/flags.ts CREATOR_IS_MEMBER_SQL): set only
+   * by the queries that select it (list, get); null when the creator was not a user.
+   */
+  creatorIsMember?: boolean | null;
+}
+
+/** When and from where each secret was last seen (src/usage/flush.ts writes it in batches). */
+export interface SecretUse {
+  currentFirstUsedAt: Date | null;
+  currentLastUsedAt: Date | null;
+  currentLastIp: string | null;
+  currentLastUserAgent: string | null;
+  previousLastUsedAt: Date | null;
+  previousLastIp: string | null;
+  previousLastUserAgent: string | null;
+  /** rotate's retireWhenIdleMinutes, while a grace period runs. */
+  retireWhenIdleMinutes: number | null;
 }
 
 interface Row {
@@ -55,6 +80,18 @@ interface Row {
   allowed_ips: string[] | null;
   rate_limit_requests: number | null;
   rate_limit_window_seconds: number | null;
+  leaked_at: Date | null;
+  quarantined_at: Date | null;
+  secret_first_used_at: Date | null;
+  secret_last_used_at: Date | null;
+  last_used_ip: string | null;
+  last_user_agent: string | null;
+  previous_secret_last_used_at: Date | null;
+  previous_secret_last_used_ip: string | null;
+  previous_secret_last_user_agent: string | null;
+  retire_when_idle_minutes: number | null;
+  /** Only when the query selects CREATOR_IS_MEMBER_SQL. */
+  creator_is_member?: boolean | null;
 }
 
 function fromRow(row: Row): ApiKeyRecord {
@@ -83,8 +120,24 @@ function fromRow(row: Row): ApiKeyRecord {
       row.rate_limit_requests !== null && row.rate_limit_window_seconds !== null
         ? { requests: row.rate_limit_requests, windowSeconds: row.rate_limit_window_seconds }
         : null,
+    leakedAt: row.leaked_at,
+    quarantinedAt: row.quarantined_at,
+    secretUse: {
+      currentFirstUsedAt: row.secret_first_used_at,
+      currentLastUsedAt: row.secret_last_used_at,
+      currentLastIp: row.last_used_ip,
+      currentLastUserAgent: row.last_user_agent,
+      previousLastUsedAt: row.previous_secret_last_used_at,
+      previousLastIp: row.previous_secret_last_used_ip,
+      previousLastUserAgent: row.previous_secret_last_user_agent,
+      retireWhenIdleMinutes: row.retire_when_idle_minutes,
+    },
+    ...(row.creator_is_member !== undefined ? { creatorIsMember: row.creator_is_member } : {}),
   };
 }
+
+/** A key from a row of `SELECT api_keys.*` (the credential report reads its own pages: src/reports/). */
+export const keyFromRow = (row: Record<string, unknown>): ApiKeyRecord => fromRow(row as unknown as Row);
 
 /** Reserves an id forever; false when it was ever used before (then the caller draws another). */
 export async function reserveKeyId(tx: Queryable, id: string): Promise<boolean> {
@@ -118,9 +171,18 @@ export async function insertKey(tx: Queryable, key: ApiKeyRecord): Promise<ApiKe
   return fromRow(row!);
 }
 
-export async function findKeyById(db: Queryable, id: string, options: { forUpdate?: boolean } = {}): Promise<ApiKeyRecord | null> {
-  const rows = await db.query<Row>(`SELECT * FROM api_keys WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+export async function findKeyById(db: Queryable, id: string, options: { forUpdate?: boolean; withCreator?: boolean } = {}): Promise<ApiKeyRecord | null> {
+  // withCreator: whether the creating user is still a member, in the same statement (src/keys/flags.ts).
+  const select = options.withCreator ? `SELECT *, ${CREATOR_IS_MEMBER_SQL} AS creator_is_member` : 'SELECT *';
+  const rows = await db.query<Row>(`${select} FROM api_keys WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`, [id]);
   return rows[0] ? fromRow(rows[0]) : null;
+}
+
+/** Several keys by id in one query (leaked-key reports); ids that do not exist are simply absent. */
+export async function findKeysByIds(db: Queryable, ids: readonly string[]): Promise<ApiKeyRecord[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.query<Row>('SELECT * FROM api_keys WHERE id = ANY($1::text[])', [ids]);
+  return rows.map(fromRow);
 }
 
 export interface KeyScope {
@@ -141,7 +203,7 @@ export async function listKeys(
     after = `AND (created_at, id) < (SELECT created_at, id FROM api_keys WHERE id = $4)`;
   }
   const rows = await db.query<Row>(
-    `SELECT * FROM api_keys WHERE tier = $1 AND organization_id IS NOT DISTINCT FROM $2 ${after}
+    `SELECT *, ${CREATOR_IS_MEMBER_SQL} AS creator_is_member FROM api_keys WHERE tier = $1 AND organization_id IS NOT DISTINCT FROM $2 ${after}
      ORDER BY created_at DESC, id DESC LIMIT $3`,
     params,
   );
@@ -183,13 +245,22 @@ export async function rotateKey(
   next: { secretHash: Buffer; pepperVersion: number; hint: string },
   previous: { secretHash: Buffer; pepperVersion: number; expiresAt: Date } | null,
   now: Date,
+  retireWhenIdleMinutes: number | null = null,
 ): Promise<ApiKeyRecord> {
   const [row] = await tx.query<Row>(
     `UPDATE api_keys SET secret_hash = $2, pepper_version = $3, hint = $4,
        previous_secret_hash = $5, previous_pepper_version = $6, previous_secret_expires_at = $7,
-       rotated_at = $8, updated_at = $8
+       rotated_at = $8, updated_at = $8,
+       -- A rotation replaces a leaked secret: the key is no longer leaked, nor quarantined (SPEC §13).
+       leaked_at = NULL, quarantined_at = NULL,
+       -- The secret that was current becomes the previous one, with its evidence of use (SPEC §12).
+       previous_secret_last_used_at = CASE WHEN $5::bytea IS NULL THEN NULL ELSE secret_last_used_at END,
+       previous_secret_last_used_ip = CASE WHEN $5::bytea IS NULL THEN NULL ELSE last_used_ip END,
+       previous_secret_last_user_agent = CASE WHEN $5::bytea IS NULL THEN NULL ELSE last_user_agent END,
+       secret_first_used_at = NULL, secret_last_used_at = NULL, last_used_ip = NULL, last_user_agent = NULL,
+       retire_when_idle_minutes = CASE WHEN $5::bytea IS NULL THEN NULL ELSE $9::int END
      WHERE id = $1 RETURNING *`,
-    [id, next.secretHash, next.pepperVersion, next.hint, previous?.secretHash ?? null, previous?.pepperVersion ?? null, previous?.expiresAt ?? null, now],
+    [id, next.secretHash, next.pepperVersion, next.hint, previous?.secretHash ?? null, previous?.pepperVersion ?? null, previous?.expiresAt ?? null, now, retireWhenIdleMinutes],
   );
   return fromRow(row!);
 }
@@ -199,6 +270,22 @@ export async function revokeKey(tx: Queryable, id: string, now: Date): Promise<A
     `UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2), updated_at = $2,
        previous_secret_hash = NULL, previous_pepper_version = NULL, previous_secret_expires_at = NULL
      WHERE id = $1 RETURNING *`,
+    [id, now],
+  );
+  return fromRow(row!);
+}
+
+/**
+ * Marks a key reported leaked (SPEC §13) and contains it: `revoke` revokes it (both secrets end);
+ * `quarantine` restricts it to `:read` routes (auth/plugin.ts) until it is rotated or revoked.
+ */
+export async function containLeakedKey(tx: Queryable, id: string, action: 'revoke' | 'quarantine', now: Date): Promise<ApiKeyRecord> {
+  const [row] = await tx.query<Row>(
+    action === 'revoke'
+      ? `UPDATE api_keys SET leaked_at = $2, revoked_at = coalesce(revoked_at, $2), updated_at = $2,
+           previous_secret_hash = NULL, previous_pepper_version = NULL, previous_secret_expires_at = NULL
+         WHERE id = $1 RETURNING *`
+      : `UPDATE api_keys SET leaked_at = $2, quarantined_at = coalesce(quarantined_at, $2), updated_at = $2 WHERE id = $1 RETURNING *`,
     [id, now],
   );
   return fromRow(row!);
@@ -217,15 +304,4 @@ export async function revokeOrganizationKeys(tx: Queryable, organizationId: stri
 
 export async function deleteKey(tx: Queryable, id: string): Promise<void> {
   await tx.query('DELETE FROM api_keys WHERE id = $1', [id]);
-}
-
-/** Batched lastUsedAt: one statement for many keys; never moves a timestamp backwards. */
-export async function touchKeys(db: Queryable, usage: Map<string, Date>): Promise<void> {
-  if (usage.size === 0) return;
-  await db.query(
-    `UPDATE api_keys AS k SET last_used_at = u.at
-     FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
-     WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
-    [[...usage.keys()], [...usage.values()]],
-  );
 }

@@ -6,7 +6,8 @@
  * Cost model: a malformed token, a bad checksum or an id Paygate never minted costs no database query
  * and no cache entry. A minted id unknown to the database is remembered in a bounded negative cache.
  * Verified keys are cached (bounded, short TTL as a safety net) only while the invalidation channel is
- * live; lastUsedAt is batched rather than written per request.
+ * live. Which secret matched (and the key's generation) is part of the outcome, for usage counting
+ * (src/usage/: lastUsedAt and the per-secret figures are batched there, never written per request).
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { Database } from '../db/database.js';
@@ -17,7 +18,7 @@ import { addressAllowed, parseCidr, type Cidr } from '../net/cidr.js';
 import { ScopeSet } from '../scopes/check.js';
 import { isMintedKeyId, parseToken } from './token.js';
 import { tokenMatches, type Peppers } from './hash.js';
-import { findKeyById, touchKeys, type ApiKeyRecord } from './store.js';
+import { findKeyById, type ApiKeyRecord } from './store.js';
 
 export type VerifyFailure = 'invalid_api_key' | 'api_key_revoked' | 'api_key_expired' | 'ip_not_allowed' | 'rate_limited';
 
@@ -32,9 +33,25 @@ export interface RateLimitState {
   resetSeconds: number;
 }
 
+/** Which secret matched: the current or the previous one; null when the id exists but the secret is wrong. */
+export type MatchedSecret = 'current' | 'previous' | null;
+
+/**
+ * `keyId`, `secret` and `generation` (the key's rotatedAt in ms, 0 if never rotated) are present for
+ * every verification of a known key, so that it can be counted (SPEC §12); never sent to the client.
+ */
 export type VerifyOutcome =
-  | { ok: true; key: ApiKeyRecord; scopes: ScopeSet; rateLimit?: RateLimitState }
-  | { ok: false; code: VerifyFailure; keyId?: string; organizationId?: string | null; retryAfterSeconds?: number; rateLimit?: RateLimitState };
+  | { ok: true; key: ApiKeyRecord; scopes: ScopeSet; secret: 'current' | 'previous'; rateLimit?: RateLimitState }
+  | {
+      ok: false;
+      code: VerifyFailure;
+      keyId?: string;
+      organizationId?: string | null;
+      secret?: MatchedSecret;
+      generation?: number;
+      retryAfterSeconds?: number;
+      rateLimit?: RateLimitState;
+    };
 
 interface CachedKey {
   record: ApiKeyRecord;
@@ -62,9 +79,7 @@ export interface VerifierStats {
 export class KeyVerifier {
   private readonly positive: LruCache<string, CachedKey>;
   private readonly negative: LruCache<string, true>;
-  private usage = new Map<string, number>();
   private inflight = new Map<string, { generation: number; promise: Promise<CachedKey | null> }>();
-  private flushTimer: NodeJS.Timeout | null = null;
   readonly stats: VerifierStats = { databaseLookups: 0, cacheHits: 0, cacheMisses: 0, negativeHits: 0 };
 
   constructor(
@@ -75,6 +90,8 @@ export class KeyVerifier {
       rateLimiter: RateLimiter;
       cacheTtlMs: number;
       now?: () => Date;
+      /** Writes the batched usage (lastUsedAt included): src/usage/service.ts. */
+      flushUsage?: () => Promise<void>;
     },
   ) {
     this.positive = new LruCache(50_000, deps.cacheTtlMs);
@@ -125,9 +142,12 @@ export class KeyVerifier {
         cached.previousDigest = digest;
       }
     }
-    if (!current && !previous) return { ok: false, code: 'invalid_api_key' };
+    const generation = record.rotatedAt ? record.rotatedAt.getTime() : 0;
+    // A wrong secret for an existing id is still a verification of a known key: counted, never told apart.
+    if (!current && !previous) return { ok: false, code: 'invalid_api_key', keyId: record.id, organizationId: record.organizationId, secret: null, generation };
 
-    const who = { keyId: record.id, organizationId: record.organizationId };
+    const secret = current ? 'current' : 'previous';
+    const who = { keyId: record.id, organizationId: record.organizationId, secret, generation } as const;
     if (record.revokedAt) return { ok: false, code: 'api_key_revoked', ...who };
     if (cached.expiresAtMs <= now) return { ok: false, code: 'api_key_expired', ...who };
     if (cached.allowed && !addressAllowed(clientIp, cached.allowed)) return { ok: false, code: 'ip_not_allowed', ...who };
@@ -138,8 +158,7 @@ export class KeyVerifier {
       rateLimit = { limit: record.rateLimit.requests, remaining: decision.remaining, resetSeconds: decision.retryAfterSeconds };
       if (!decision.allowed) return { ok: false, code: 'rate_limited', retryAfterSeconds: decision.retryAfterSeconds, rateLimit, ...who };
     }
-    this.usage.set(record.id, now);
-    return rateLimit ? { ok: true, key: record, scopes: cached.scopes, rateLimit } : { ok: true, key: record, scopes: cached.scopes };
+    return rateLimit ? { ok: true, key: record, scopes: cached.scopes, secret, rateLimit } : { ok: true, key: record, scopes: cached.scopes, secret };
   }
 
   /** A cached, verified key: only while the invalidation channel is trusted. */
@@ -197,27 +216,8 @@ export class KeyVerifier {
     return this.positive.size;
   }
 
-  /** Writes batched lastUsedAt values; runs on a timer and at shutdown. */
+  /** Writes the batched usage now (lastUsedAt among it); src/usage/ owns the batching and its timer. */
   async flushUsage(): Promise<void> {
-    if (this.usage.size === 0) return;
-    const batch = this.usage;
-    this.usage = new Map();
-    try {
-      await touchKeys(this.deps.db, new Map([...batch].map(([id, at]) => [id, new Date(at)])));
-    } catch (error) {
-      // Not lost: merged back (newest use wins) and written with the next flush.
-      for (const [id, at] of batch) if ((this.usage.get(id) ?? 0) < at) this.usage.set(id, at);
-      throw error;
-    }
-  }
-
-  startUsageFlusher(intervalMs = 5_000, onError: (error: unknown) => void = () => undefined): void {
-    this.flushTimer = setInterval(() => this.flushUsage().catch(onError), intervalMs);
-    this.flushTimer.unref();
-  }
-
-  async stop(): Promise<void> {
-    if (this.flushTimer) clearInterval(this.flushTimer);
-    await this.flushUsage().catch(() => undefined);
+    await this.deps.flushUsage?.();
   }
 }

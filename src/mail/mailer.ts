@@ -25,7 +25,7 @@ export interface MailLog {
 }
 
 /** What a message is for, in the log: never its text, which holds a single-use link. */
-export type MailPurpose = 'invitation' | 'password_reset' | 'webhook_disabled';
+export type MailPurpose = 'invitation' | 'password_reset' | 'webhook_disabled' | 'key_leaked' | 'key_expiring';
 
 type Transport = ReturnType<typeof createTransport>;
 

@@ -48,3 +48,74 @@ export function passwordResetMail(input: { to: string; url: string; expiresAt: D
     ].join('\n'),
   };
 }
+
+/**
+ * The security notice to an organization's owners when one of its keys was reported leaked (SPEC
+ * §13). It names the key (id, name, hint), never its secret, and where the report said it was found.
+ */
+export function leakedKeyMail(input: {
+  to: string;
+  organizationName: string;
+  key: { id: string; name: string; hint: string };
+  action: 'revoke' | 'quarantine';
+  url: string | null;
+  source: string | null;
+  publicUrl: string;
+}): MailMessage {
+  const { key } = input;
+  const what =
+    input.action === 'revoke'
+      ? 'Paygate has revoked it: it no longer works anywhere. Create a new key for the integration that used it.'
+      : 'Paygate has quarantined it: it can still read (routes needing a :read scope) but can change nothing and move no money. Rotate it (POST /v1/api-keys/{id}/rotate) to return it to normal with a new secret (the leaked one ends at once), or revoke it.';
+  return {
+    to: input.to,
+    subject: `Security notice: a Paygate API key of ${input.organizationName} was reported leaked`,
+    text: [
+      `A token of the API key "${key.name}" (${key.id}, ending in ${key.hint}) of the organization`,
+      `"${input.organizationName}" was reported as exposed in public.`,
+      input.url ? `Reported location: ${input.url}` : null,
+      input.source ? `Reported by: ${input.source}` : null,
+      '',
+      what,
+      '',
+      'Find out how the token became public (a commit, a log, a paste), remove it there, and check the',
+      "key's audit trail (GET /v1/audit-events?action=api_key.leaked) and recent activity.",
+      '',
+      `Paygate: ${input.publicUrl}/admin`,
+    ]
+      .filter((line): line is string => line !== null)
+      .join('\n'),
+  };
+}
+
+/**
+ * Key hygiene (SPEC §14): an API key expires within the system setting apiKeyExpiryWarningDays.
+ * Sent once per key and expiry (src/keys/expiry-warnings.ts); names the key, never its secret.
+ */
+export function keyExpiringMail(input: {
+  to: string;
+  key: { id: string; name: string; hint: string; expiresAt: Date };
+  /** The organization's name; null for a system key (sent to the global admins). */
+  organizationName: string | null;
+  publicUrl: string;
+  now: Date;
+}): MailMessage {
+  const { key } = input;
+  const days = Math.max(0, Math.ceil((key.expiresAt.getTime() - input.now.getTime()) / 86_400_000));
+  const owner = input.organizationName === null ? 'system API key' : `API key of ${input.organizationName}`;
+  return {
+    to: input.to,
+    subject: `A Paygate ${owner} expires in ${days === 1 ? '1 day' : `${days} days`}`,
+    text: [
+      `The ${owner} "${key.name}" (${key.id}, ending in ${key.hint}) expires at`,
+      `${key.expiresAt.toISOString()}. From then on, every request made with it is refused (api_key_expired).`,
+      '',
+      'If an integration still needs it, create a new key for that integration and switch it over before',
+      'then (an expired key stays expired: its expiry cannot be moved once it has passed). While the key',
+      'is still active, its expiresAt can be changed (PATCH /v1/api-keys/{id}); you are then warned again',
+      'when the new date comes near.',
+      '',
+      `Paygate: ${input.publicUrl}/admin`,
+    ].join('\n'),
+  };
+}

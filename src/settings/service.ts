@@ -9,6 +9,14 @@ export interface SystemSettings {
   portalMagicLinkTtlMinutes: number;
   apiKeyRotationGraceMinutes: number;
   apiKeyMaxLifetimeDays: number | null;
+  /** Key hygiene (SPEC §14), null = off: a key whose secret is this many days old gets `rotation_due`. */
+  apiKeyRotationMaxAgeDays: number | null;
+  /** A key unused (since its last use, or its creation) this many days gets `inactive`. */
+  apiKeyInactiveDays: number | null;
+  /** A key expiring within this many days gets `expiring_soon`, and its owners are warned once. */
+  apiKeyExpiryWarningDays: number | null;
+  /** What happens to a key whose token is reported leaked (SPEC §13, src/leaks/): revoke it, or quarantine it. */
+  leakedKeyAction: LeakedKeyAction;
   updatedAt: string;
 }
 
@@ -16,7 +24,16 @@ export const SETTINGS_BOUNDS = {
   portalMagicLinkTtlMinutes: { min: 1, max: 1440 },
   apiKeyRotationGraceMinutes: { min: 0, max: 10080 },
   apiKeyMaxLifetimeDays: { min: 1, max: 36500 },
+  apiKeyRotationMaxAgeDays: { min: 1, max: 3650 },
+  apiKeyInactiveDays: { min: 1, max: 3650 },
+  apiKeyExpiryWarningDays: { min: 1, max: 365 },
 } as const;
+
+export const LEAKED_KEY_ACTIONS = ['revoke', 'quarantine'] as const;
+export type LeakedKeyAction = (typeof LEAKED_KEY_ACTIONS)[number];
+
+/** Settings that may be null (off). */
+const NULLABLE_SETTINGS = new Set<string>(['apiKeyMaxLifetimeDays', 'apiKeyRotationMaxAgeDays', 'apiKeyInactiveDays', 'apiKeyExpiryWarningDays']);
 
 export type SettingsChanges = Partial<Omit<SystemSettings, 'updatedAt'>>;
 
@@ -24,6 +41,10 @@ interface Row {
   portal_magic_link_ttl_minutes: number;
   api_key_rotation_grace_minutes: number;
   api_key_max_lifetime_days: number | null;
+  api_key_rotation_max_age_days: number | null;
+  api_key_inactive_days: number | null;
+  api_key_expiry_warning_days: number | null;
+  leaked_key_action: LeakedKeyAction;
   updated_at: Date;
 }
 
@@ -32,6 +53,10 @@ function fromRow(row: Row): SystemSettings {
     portalMagicLinkTtlMinutes: row.portal_magic_link_ttl_minutes,
     apiKeyRotationGraceMinutes: row.api_key_rotation_grace_minutes,
     apiKeyMaxLifetimeDays: row.api_key_max_lifetime_days,
+    apiKeyRotationMaxAgeDays: row.api_key_rotation_max_age_days,
+    apiKeyInactiveDays: row.api_key_inactive_days,
+    apiKeyExpiryWarningDays: row.api_key_expiry_warning_days,
+    leakedKeyAction: row.leaked_key_action,
     updatedAt: row.updated_at.toISOString(),
   };
 }
@@ -41,10 +66,13 @@ export function validateSettingsChanges(changes: SettingsChanges): FieldError[] 
   for (const [field, bounds] of Object.entries(SETTINGS_BOUNDS)) {
     const value = changes[field as keyof SettingsChanges];
     if (value === undefined) continue;
-    if (value === null && field === 'apiKeyMaxLifetimeDays') continue;
+    if (value === null && NULLABLE_SETTINGS.has(field)) continue;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < bounds.min || value > bounds.max) {
       errors.push({ path: `/${field}`, message: `must be an integer from ${bounds.min} to ${bounds.max}` });
     }
+  }
+  if (changes.leakedKeyAction !== undefined && !(LEAKED_KEY_ACTIONS as readonly unknown[]).includes(changes.leakedKeyAction)) {
+    errors.push({ path: '/leakedKeyAction', message: `must be one of ${LEAKED_KEY_ACTIONS.join(', ')}` });
   }
   return errors;
 }
@@ -85,6 +113,10 @@ export class SettingsService {
            portal_magic_link_ttl_minutes = coalesce($1, portal_magic_link_ttl_minutes),
            api_key_rotation_grace_minutes = coalesce($2, api_key_rotation_grace_minutes),
            api_key_max_lifetime_days = CASE WHEN $3 THEN $4::integer ELSE api_key_max_lifetime_days END,
+           api_key_rotation_max_age_days = CASE WHEN $5 THEN $6::integer ELSE api_key_rotation_max_age_days END,
+           api_key_inactive_days = CASE WHEN $7 THEN $8::integer ELSE api_key_inactive_days END,
+           api_key_expiry_warning_days = CASE WHEN $9 THEN $10::integer ELSE api_key_expiry_warning_days END,
+           leaked_key_action = coalesce($11, leaked_key_action),
            updated_at = now()
          WHERE id = 1 RETURNING *`,
         [
@@ -92,6 +124,13 @@ export class SettingsService {
           changes.apiKeyRotationGraceMinutes ?? null,
           changes.apiKeyMaxLifetimeDays !== undefined,
           changes.apiKeyMaxLifetimeDays ?? null,
+          changes.apiKeyRotationMaxAgeDays !== undefined,
+          changes.apiKeyRotationMaxAgeDays ?? null,
+          changes.apiKeyInactiveDays !== undefined,
+          changes.apiKeyInactiveDays ?? null,
+          changes.apiKeyExpiryWarningDays !== undefined,
+          changes.apiKeyExpiryWarningDays ?? null,
+          changes.leakedKeyAction ?? null,
         ],
       );
       const previous = fromRow(before!);

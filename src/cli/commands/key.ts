@@ -26,6 +26,7 @@ import {
 } from '../options.js';
 import { assertCanConfirm, confirmByTyping } from '../prompt.js';
 import { cell, type Column } from '../table.js';
+import { addKeyUsageCommands } from './key-usage.js';
 
 export interface ApiKey {
   id: string;
@@ -43,6 +44,12 @@ export interface ApiKey {
   revokedAt: string | null;
   rotatedAt: string | null;
   previousSecretExpiresAt: string | null;
+  /** SPEC §12: evidence of use, per secret. */
+  lastUsedIp?: string | null;
+  lastUserAgent?: string | null;
+  previousSecretLastUsedAt?: string | null;
+  previousSecretLastUsedIp?: string | null;
+  previousSecretLastUserAgent?: string | null;
   allowedIps: string[] | null;
   rateLimit: { requests: number; windowSeconds: number } | null;
   hint: string;
@@ -93,10 +100,18 @@ export function printKey(connection: Connection, key: ApiKey): void {
     ['scopes', cell(key.scopes)],
     ['hint', key.hint],
     ['created', `${cell(key.createdAt)}${key.createdBy ? ` by ${key.createdBy.type}${key.createdBy.id ? ` ${key.createdBy.id}` : ''}` : ''}`],
-    ['last used', cell(key.lastUsedAt)],
+    ['last used', `${cell(key.lastUsedAt)}${key.lastUsedIp ? ` from ${key.lastUsedIp}` : ''}${key.lastUserAgent ? ` (${key.lastUserAgent})` : ''}`],
     ['expires', cell(key.expiresAt)],
     ['rotated', key.rotatedAt ? cell(key.rotatedAt) : undefined],
     ['previous secret until', key.previousSecretExpiresAt ? cell(key.previousSecretExpiresAt) : undefined],
+    [
+      'previous secret used',
+      key.previousSecretExpiresAt
+        ? key.previousSecretLastUsedAt
+          ? `${cell(key.previousSecretLastUsedAt)}${key.previousSecretLastUsedIp ? ` from ${key.previousSecretLastUsedIp}` : ''}${key.previousSecretLastUserAgent ? ` (${key.previousSecretLastUserAgent})` : ''}`
+          : 'not since the rotation'
+        : undefined,
+    ],
     ['revoked', key.revokedAt ? cell(key.revokedAt) : undefined],
     ['allowed IPs', cell(key.allowedIps)],
     ['rate limit', rateLimitText(key.rateLimit)],
@@ -208,10 +223,12 @@ export function registerKeyCommands(program: Command): void {
         '--grace-minutes <minutes>',
         'how long the previous secret keeps working, 0 to 10080 (default: the system setting apiKeyRotationGraceMinutes)',
         parseNonNegativeInteger,
-      ),
-  ).action(async (id: string, options: Where & { graceMinutes?: number }, command: Command) => {
+      )
+      .option('--retire-when-idle <minutes>', 'also end the grace once the previous secret has been idle this many minutes (1 to 1440) after the new one is first used', parseNonNegativeInteger),
+  ).action(async (id: string, options: Where & { graceMinutes?: number; retireWhenIdle?: number }, command: Command) => {
     const connection = await connect(command);
-    const body = options.graceMinutes !== undefined ? { gracePeriodMinutes: options.graceMinutes } : {};
+    const body: Record<string, number> = options.graceMinutes !== undefined ? { gracePeriodMinutes: options.graceMinutes } : {};
+    if (options.retireWhenIdle !== undefined) body.retireWhenIdleMinutes = options.retireWhenIdle;
     printKey(connection, await connection.client.post<ApiKey>(`${basePath(options)}/${segment(id, 'key id')}/rotate`, body));
   });
 
@@ -240,4 +257,6 @@ export function registerKeyCommands(program: Command): void {
     if (connection.output.isJson) connection.output.json({ id, object: 'api_key', deleted: true });
     else connection.output.line(`Deleted API key ${id}.`);
   });
+
+  addKeyUsageCommands(key, { addWhere, basePath, printKey });
 }
