@@ -13,11 +13,21 @@
  *   flood        1M forged tokens, Paygate RSS sampled every second (scenarios/flood.ts); BENCH_SKIP_FLOOD=1 skips it
  *   scale        whoami latency with 1k / 100k / 1M keys in PostgreSQL, cold and warm (scenarios/scale.ts)
  *   revocation   two nodes on one database: revoke on A, lag until B refuses (scenarios/revocation.ts)
+ *   webhooks     two nodes on one database and a local receiver: delivery throughput, commit-to-delivery
+ *                latency at a steady rate, request-path cost of an emitting change (scenarios/webhooks.ts)
+ *   leaks        two nodes on one database: report a leaked token on A, receipt-to-containment on B and
+ *                money-moving requests B accepted after the report's response (scenarios/leaks.ts)
+ *   report       the credential report of an organization with 100k keys (SQL-inserted), streamed as CSV
+ *                and JSON, and the system report (scenarios/report.ts); target < 10 s
+ *   usage        two nodes, usage counting on and off (PAYGATE_USAGE_COUNTING): whoami CPU cost per request,
+ *                and RSS under 1M requests over 100k real keys (scenarios/usage.ts); target <= 1.03 x
  * The peer is Better Auth's API key plugin in a child process (peer/better-auth-server.ts).
  *
  * Knobs: BENCH_ROUNDS (3), BENCH_DURATION (5 s), BENCH_WARMUP (1 s), BENCH_CONNECTIONS (10),
  * BENCH_FLOOD_REQUESTS (1000000), BENCH_MAX_KEYS (1000000), BENCH_COLD_KEYS (200), BENCH_WARM_PASSES (5),
- * BENCH_LAG_TRIALS (200), BENCH_CPU_PROF=<dir> (the main Paygate node runs with --cpu-prof).
+ * BENCH_LAG_TRIALS (200), BENCH_WEBHOOK_BURST (1000), BENCH_WEBHOOK_RATE (200), BENCH_WEBHOOK_SECONDS (20),
+ * BENCH_WEBHOOK_COST_REQUESTS (300), BENCH_LEAK_TRIALS (100), BENCH_REPORT_KEYS (100000),
+ * BENCH_USAGE_ROUNDS (5), BENCH_USAGE_ROUND_REQUESTS (20000), BENCH_USAGE_FLOOD (1000000), BENCH_USAGE_KEYS (100000), BENCH_CPU_PROF=<dir> (the main Paygate node runs with --cpu-prof).
  * Every child process, temporary database and directory is removed at the end, after an error, and on Ctrl-C.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -35,6 +45,10 @@ import { startPeer, type Peer } from './peer/peer.js';
 import { runFlood } from './scenarios/flood.js';
 import { runRevocation } from './scenarios/revocation.js';
 import { runScale } from './scenarios/scale.js';
+import { runReport } from './scenarios/report.js';
+import { runWebhooks } from './scenarios/webhooks.js';
+import { runLeaks } from './scenarios/leaks.js';
+import { runUsage } from './scenarios/usage.js';
 import { runThroughput, THROUGHPUT_SCENARIOS, type ScenarioName } from './scenarios/throughput.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -51,10 +65,16 @@ const MAX_KEYS = intEnv('BENCH_MAX_KEYS', 1_000_000, 1_000, 5_000_000);
 const COLD_KEYS = intEnv('BENCH_COLD_KEYS', 200, 10, 900);
 const WARM_PASSES = intEnv('BENCH_WARM_PASSES', 5, 1, 50);
 const LAG_TRIALS = intEnv('BENCH_LAG_TRIALS', 200, 1, 2_000);
+const REPORT_KEYS = intEnv('BENCH_REPORT_KEYS', 100_000, 1_000, 1_000_000);
+const LEAK_TRIALS = intEnv('BENCH_LEAK_TRIALS', 100, 1, 2_000);
+const WEBHOOK_BURST = intEnv('BENCH_WEBHOOK_BURST', 1_000, 10, 5_000);
+const WEBHOOK_RATE = intEnv('BENCH_WEBHOOK_RATE', 200, 1, 1_000);
+const WEBHOOK_SECONDS = intEnv('BENCH_WEBHOOK_SECONDS', 20, 1, 120);
+const WEBHOOK_COST_REQUESTS = intEnv('BENCH_WEBHOOK_COST_REQUESTS', 300, 10, 2_000);
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
 const KEY_LEVELS = [1_000, 100_000, 1_000_000].filter((n) => n <= MAX_KEYS);
 
-const OTHER_SCENARIOS = ['flood', 'scale', 'revocation'] as const;
+const OTHER_SCENARIOS = ['flood', 'scale', 'revocation', 'webhooks', 'leaks', 'report', 'usage'] as const;
 type OtherScenario = (typeof OTHER_SCENARIOS)[number];
 const ALL_NAMES: string[] = [...THROUGHPUT_SCENARIOS, ...OTHER_SCENARIOS];
 
@@ -207,7 +227,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
 
   try {
-    const needsMain = selected.throughput.length > 0 || selected.other.has('flood') || selected.other.has('scale');
+    const needsMain = selected.throughput.length > 0 || selected.other.has('flood') || selected.other.has('scale') || selected.other.has('report');
     if (needsMain) {
       const main = await startMainNode();
       mode = main.mode;
@@ -278,6 +298,14 @@ async function main(): Promise<number> {
         );
         if (MAX_KEYS < 1_000_000) notes.push(`BENCH_MAX_KEYS=${MAX_KEYS}: the key-count levels above it were skipped.`);
       }
+      checkInterrupted();
+      if (selected.other.has('report')) {
+        sections.push(
+          await guarded('Credential report at 100k keys', [`credential report of ${REPORT_KEYS} keys streams in < 10 s`], () =>
+            runReport({ baseUrl: main.node.baseUrl, client: main.client, sessionToken: main.sessionToken, databaseUrl: main.databaseUrl, pid: main.node.pid, keys: REPORT_KEYS }),
+          ),
+        );
+      }
       await observer.close();
       log('stopping Paygate (SIGTERM)');
       await main.node.stop();
@@ -288,6 +316,42 @@ async function main(): Promise<number> {
       sections.push(
         await guarded('Revocation propagation between two nodes', ['revocation lag p99 < 50 ms', "no acceptance on B after A's revoke response"], () =>
           runRevocation({ databaseUrl: process.env.DATABASE_URL || null, baseEnv, trials: LAG_TRIALS }),
+        ),
+      );
+    }
+    checkInterrupted();
+    if (selected.other.has('webhooks')) {
+      sections.push(
+        await guarded(
+          'Webhook delivery with two nodes',
+          ['webhook delivery throughput', 'webhook commit-to-delivery latency', 'request path of an emitting change <= 1.10 x', 'webhook attempt ids delivered twice'],
+          () =>
+            runWebhooks({
+              databaseUrl: process.env.DATABASE_URL || null,
+              baseEnv: { ...process.env },
+              burst: WEBHOOK_BURST,
+              rate: WEBHOOK_RATE,
+              seconds: WEBHOOK_SECONDS,
+              costRequests: WEBHOOK_COST_REQUESTS,
+              rounds: ROUNDS,
+              cpuProfDir: CPU_PROF_DIR,
+            }),
+        ),
+      );
+    }
+    checkInterrupted();
+    if (selected.other.has('leaks')) {
+      sections.push(
+        await guarded('Leak containment between two nodes', ['leak receipt-to-containment p99', "money-moving requests accepted on B after the report's response"], () =>
+          runLeaks({ databaseUrl: process.env.DATABASE_URL || null, baseEnv: { ...process.env }, trials: LEAK_TRIALS }),
+        ),
+      );
+    }
+    checkInterrupted();
+    if (selected.other.has('usage')) {
+      sections.push(
+        await guarded('Usage counting: cost and memory', ['whoami CPU cost with usage counting on <= 1.03 x off', 'requests over keys: RSS flat, every request counted'], () =>
+          runUsage({ databaseUrl: process.env.DATABASE_URL || null, baseEnv: { ...process.env }, connections: CONNECTIONS }),
         ),
       );
     }

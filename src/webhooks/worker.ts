@@ -7,8 +7,9 @@
  *   (event, enabled subscribed endpoint that existed when the event was written), unique on that
  *   pair, and marks the rows done, in one transaction: an event is fanned out exactly once.
  * - A claim takes due deliveries `FOR UPDATE SKIP LOCKED` and stamps each with a fresh attempt id
- *   and a claim that expires after `claimSeconds`; the attempt row is written in the same short
- *   transaction. However many nodes claim at once, one delivery is attempted by one node at a time.
+ *   and a claim that expires after `claimSeconds`; the attempt row is written in the same
+ *   statement (one round trip; a success is recorded in one statement too). However many nodes
+ *   claim at once, one delivery is attempted by one node at a time.
  * - The HTTP call runs with no transaction open. Its outcome is recorded in a unit of work that
  *   changes the delivery only while the claim is still this attempt's. A node that dies mid-attempt
  *   leaves its attempt `unknown`; once the claim expires another node attempts again under a new
@@ -110,6 +111,10 @@ export class WebhookWorker {
   private lastPurge = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private abort = new AbortController();
+  /** Slots being claimed for (a claim in progress), so two claims never overfill maxInFlight. */
+  private reserved = 0;
+  private refilling: Promise<void> | null = null;
+  private refillAgain = false;
 
   constructor(private readonly deps: WorkerDeps) {}
 
@@ -132,6 +137,7 @@ export class WebhookWorker {
     this.timer = null;
     this.abort.abort();
     await this.pumping;
+    await this.refilling;
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
@@ -175,12 +181,11 @@ export class WebhookWorker {
         this.again = false;
         const waiting = await this.peek();
         if (waiting.events) while ((await this.fanOut()) === FANOUT_BATCH && !this.stopped);
-        const free = this.limits.maxInFlight - this.inFlight.size;
-        if (free <= 0 || this.stopped || (!waiting.events && !waiting.due)) break;
-        const claimed = await this.claim(free);
-        for (const delivery of claimed) this.launch(delivery);
+        if (this.stopped || (!waiting.events && !waiting.due)) break;
+        const { asked, claimed } = await this.fill();
+        if (asked === 0) break;
         // A full batch: more may be due.
-        if (claimed.length === free) this.again = true;
+        if (claimed === asked) this.again = true;
       } while (this.again && !this.stopped && this.inFlight.size < this.limits.maxInFlight);
       if (Date.now() - this.lastPurge > PURGE_EVERY_MS) {
         this.lastPurge = Date.now();
@@ -203,9 +208,52 @@ export class WebhookWorker {
       })
       .finally(() => {
         this.inFlight.delete(attempt);
-        this.kick();
+        this.refill();
       });
     this.inFlight.add(attempt);
+  }
+
+  /** Claims for every free slot (none reserved by another claim) and launches what it got. */
+  private async fill(): Promise<{ asked: number; claimed: number }> {
+    const free = this.limits.maxInFlight - this.inFlight.size - this.reserved;
+    if (free <= 0 || this.stopped) return { asked: 0, claimed: 0 };
+    this.reserved += free;
+    try {
+      const claimed = await this.claim(free);
+      for (const delivery of claimed) this.launch(delivery);
+      return { asked: free, claimed: claimed.length };
+    } finally {
+      this.reserved -= free;
+    }
+  }
+
+  /**
+   * A slot came free: claim for it at once, without waiting for the pump's next round (its peek and
+   * fan-out would keep the slot idle meanwhile). When nothing is due, the pump looks for more work.
+   */
+  private refill(): void {
+    if (this.stopped) return;
+    if (this.refilling) {
+      this.refillAgain = true;
+      return;
+    }
+    this.refilling = (async () => {
+      try {
+        do {
+          this.refillAgain = false;
+          const { asked, claimed } = await this.fill();
+          if (asked > 0 && claimed < asked) {
+            if (claimed === 0) this.kick();
+            break;
+          }
+        } while (this.refillAgain && !this.stopped);
+      } catch {
+        // The database failed: the pump logs it once and backs off.
+        this.kick();
+      } finally {
+        this.refilling = null;
+      }
+    })();
   }
 
   /** Fans one batch of committed events out into deliveries; returns how many events it took. */
@@ -245,11 +293,17 @@ export class WebhookWorker {
     });
   }
 
-  /** Claims up to `limit` due deliveries of enabled endpoints of active organizations. */
+  /**
+   * Claims up to `limit` due deliveries of enabled endpoints of active organizations: locks them
+   * (`FOR UPDATE SKIP LOCKED`), stamps each with a fresh attempt id and a claim, and writes their
+   * attempt rows, in one statement (one round trip, atomic on its own). The attempt ids are made
+   * here, `limit` of them; the claimed rows take them in turn.
+   */
   async claim(limit: number): Promise<Claimed[]> {
-    return this.deps.db.transaction(async (tx) => {
-      const due = await tx.query<{ id: string }>(
-        `SELECT d.id FROM webhook_deliveries d
+    const attemptIds = Array.from({ length: limit }, () => newId('webhookAttempt'));
+    return this.deps.db.query<Claimed>(
+      `WITH due AS (
+         SELECT d.id FROM webhook_deliveries d
            JOIN webhook_endpoints e ON e.id = d.endpoint_id
            JOIN organizations o ON o.id = d.organization_id
           WHERE d.status = 'pending' AND d.next_attempt_at <= now()
@@ -257,28 +311,23 @@ export class WebhookWorker {
             AND e.status = 'enabled' AND o.status = 'active'
           ORDER BY d.next_attempt_at
           LIMIT $1
-          FOR UPDATE OF d SKIP LOCKED`,
-        [limit],
-      );
-      if (due.length === 0) return [];
-      const ids = due.map((d) => d.id);
-      const attemptIds = ids.map(() => newId('webhookAttempt'));
-      const claimed = await tx.query<Claimed>(
-        `UPDATE webhook_deliveries d
+          FOR UPDATE OF d SKIP LOCKED
+       ), numbered AS (
+         SELECT id, ($2::text[])[row_number() OVER ()] AS attempt_id FROM due
+       ), claimed AS (
+         UPDATE webhook_deliveries d
             SET claimed_by = c.attempt_id, claim_expires_at = now() + make_interval(secs => $3),
                 attempts = d.attempts + 1, last_attempt_at = now(), updated_at = now()
-           FROM unnest($1::text[], $2::text[]) AS c(delivery_id, attempt_id), webhook_events ev, webhook_endpoints e
-          WHERE d.id = c.delivery_id AND ev.id = d.event_id AND e.id = d.endpoint_id
+           FROM numbered c, webhook_events ev, webhook_endpoints e
+          WHERE d.id = c.id AND ev.id = d.event_id AND e.id = d.endpoint_id
           RETURNING d.id, c.attempt_id, d.attempts, d.organization_id, d.endpoint_id, d.event_id, e.url, ev.body, e.secret_sealed,
-                    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_sealed END AS previous_sealed`,
-        [ids, attemptIds, this.limits.claimSeconds],
-      );
-      await tx.query(
-        'INSERT INTO webhook_attempts (id, delivery_id, started_at) SELECT a, d, now() FROM unnest($1::text[], $2::text[]) AS x(a, d)',
-        [claimed.map((c) => c.attempt_id), claimed.map((c) => c.id)],
-      );
-      return claimed;
-    });
+                    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_sealed END AS previous_sealed
+       ), attempt AS (
+         INSERT INTO webhook_attempts (id, delivery_id, started_at) SELECT attempt_id, id, now() FROM claimed
+       )
+       SELECT * FROM claimed`,
+      [limit, attemptIds, this.limits.claimSeconds],
+    );
   }
 
   private secretsOf(delivery: Claimed): string[] {
@@ -338,21 +387,27 @@ export class WebhookWorker {
   private async record(delivery: Claimed, outcome: AttemptOutcome, ok: boolean): Promise<{ endpoint: EndpointView; owners: string[] } | null> {
     const status = outcome.kind === 'answered' ? outcome.status : null;
     const error = outcome.kind === 'answered' ? (ok ? null : `HTTP ${outcome.status}`) : outcome.error;
+    if (ok) {
+      // A success audits nothing and disables nothing: the attempt, the delivery (only while the
+      // claim is still this attempt's) and the endpoint's failure streak in one statement.
+      await this.deps.db.query(
+        `WITH attempt AS (
+           UPDATE webhook_attempts SET duration_ms = $3, response_status = $4, response_body = $5, error = NULL, outcome = 'succeeded' WHERE id = $2
+         ), delivery AS (
+           UPDATE webhook_deliveries SET status = 'succeeded', next_attempt_at = NULL, claimed_by = NULL, claim_expires_at = NULL,
+                  last_response_status = $4, last_error = NULL, updated_at = now()
+            WHERE id = $1 AND claimed_by = $2
+         )
+         UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $6 AND failing_since IS NOT NULL`,
+        [delivery.id, delivery.attempt_id, outcome.durationMs, status, outcome.kind === 'answered' ? outcome.body : null, delivery.endpoint_id],
+      );
+      return null;
+    }
     return this.deps.work.run(async (tx) => {
       await tx.query(
         'UPDATE webhook_attempts SET duration_ms = $2, response_status = $3, response_body = $4, error = $5, outcome = $6 WHERE id = $1',
-        [delivery.attempt_id, outcome.durationMs, status, outcome.kind === 'answered' ? outcome.body : null, outcome.kind === 'answered' ? null : outcome.error, ok ? 'succeeded' : 'failed'],
+        [delivery.attempt_id, outcome.durationMs, status, outcome.kind === 'answered' ? outcome.body : null, outcome.kind === 'answered' ? null : outcome.error, 'failed'],
       );
-      if (ok) {
-        await tx.query(
-          `UPDATE webhook_deliveries SET status = 'succeeded', next_attempt_at = NULL, claimed_by = NULL, claim_expires_at = NULL,
-                  last_response_status = $3, last_error = NULL, updated_at = now()
-            WHERE id = $1 AND claimed_by = $2`,
-          [delivery.id, delivery.attempt_id, status],
-        );
-        await tx.query('UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL', [delivery.endpoint_id]);
-        return null;
-      }
       const window = this.limits.retryWindowSeconds;
       const [changed] = await tx.query<{ status: string }>(
         `UPDATE webhook_deliveries SET
