@@ -11,8 +11,12 @@ import { ErrorAlert, Loading } from './components/Feedback';
 import { usePageTitle } from './hooks';
 import { SignInPage } from './pages/SignIn';
 import { KeysPage } from './pages/Keys';
+import { KeyDetailPage } from './pages/KeyDetail';
+import { UsagePage } from './pages/Usage';
+import { ReportsPage } from './pages/Reports';
 import { MembersPage } from './pages/Members';
 import { OrganizationSettingsPage } from './pages/OrganizationSettings';
+import { WebhooksPage } from './pages/Webhooks';
 import { AuditLogPage } from './pages/AuditLog';
 import { SystemOrganizationsPage } from './pages/SystemOrganizations';
 import { SystemSettingsPage } from './pages/SystemSettings';
@@ -176,14 +180,17 @@ function Shell() {
 
   const links: { to: string; label: string }[] = [
     { to: '/keys', label: 'API keys' },
+    { to: '/usage', label: 'Usage' },
     { to: '/members', label: 'Members' },
     { to: '/organization', label: 'Organization settings' },
+    { to: '/webhooks', label: 'Webhooks' },
     { to: '/audit', label: 'Audit log' },
   ];
   const systemLinks: { to: string; label: string }[] = isGlobalAdmin
     ? [
         { to: '/system/organizations', label: 'Organizations' },
         { to: '/system/keys', label: 'System API keys' },
+        { to: '/system/reports', label: 'Reports' },
         { to: '/system/settings', label: 'System settings' },
         { to: '/system/health', label: 'Health' },
       ]
@@ -363,6 +370,20 @@ function SystemPage({ children }: { children: ReactNode }) {
 function Page({ path }: { path: string }) {
   const { selectedOrganization } = useSession();
   const orgKey = selectedOrganization?.id ?? 'none';
+  // A key's page: /keys/<id> (the selected organization's key) or /system/keys/<id>.
+  const keyPage = /^\/(system\/)?keys\/([^/]+)$/.exec(path);
+  if (keyPage) {
+    // Ids are [0-9A-Za-z]; anything else is passed on as typed and the API answers 404.
+    const keyId = keyPage[2]!;
+    if (keyPage[1]) {
+      return (
+        <SystemPage>
+          <KeyDetailPage key={keyId} tier="system" organizationId={null} keyId={keyId} />
+        </SystemPage>
+      );
+    }
+    return <OrganizationPage key={orgKey} render={(id) => <KeyDetailPage key={keyId} tier="organization" organizationId={id} keyId={keyId} />} />;
+  }
   switch (path) {
     case '/':
     case '/keys':
@@ -371,8 +392,12 @@ function Page({ path }: { path: string }) {
       return <OrganizationPage key={orgKey} render={(id) => <MembersPage organizationId={id} />} />;
     case '/organization':
       return <OrganizationPage key={orgKey} render={(id) => <OrganizationSettingsPage organizationId={id} />} />;
+    case '/webhooks':
+      return <OrganizationPage key={orgKey} render={(id) => <WebhooksPage organizationId={id} />} />;
     case '/audit':
       return <OrganizationPage key={orgKey} render={(id) => <AuditLogPage organizationId={id} />} />;
+    case '/usage':
+      return <OrganizationPage key={orgKey} render={(id) => <UsagePage organizationId={id} />} />;
     case '/system/organizations':
       return (
         <SystemPage>
@@ -389,6 +414,12 @@ function Page({ path }: { path: string }) {
       return (
         <SystemPage>
           <SystemSettingsPage />
+        </SystemPage>
+      );
+    case '/system/reports':
+      return (
+        <SystemPage>
+          <ReportsPage />
         </SystemPage>
       );
     case '/system/health':

@@ -1,10 +1,25 @@
 /**
- * API keys of an organization (/admin/keys) and system keys (/admin/system/keys): list, create with
- * presets and the scope picker, edit, the secret shown once, rotate with a grace period, revoke,
- * delete.
+ * API keys of an organization (/admin/keys) and system keys (/admin/system/keys): list (status
+ * tabs, search by name, id or hint, a flag filter, sorting by last use, age or expiry, a sparkline of
+ * each key's last 24 hours, hygiene badges), create with presets and the scope picker, edit, the
+ * secret shown once, rotate with a grace period (ended early once the old secret is idle), revoke,
+ * delete. A key's name leads to its page (pages/KeyDetail.tsx), which reuses the dialogs below.
  */
-import { useCallback, useId, useRef, useState, type FormEvent, type MouseEvent } from 'react';
+import { useCallback, useId, useMemo, useRef, useState, type FormEvent, type KeyboardEvent, type MouseEvent } from 'react';
 import { api, orgPath, type ApiKey, type ListPage, type Tier } from '../api';
+import { FlagBadges } from '../components/FlagBadges';
+import { LazySparkline } from '../components/Sparkline';
+import {
+  FLAG_LABELS,
+  KEY_FLAGS,
+  formatCount,
+  isMissingRoute,
+  keyIntelligenceApi,
+  keyPagePath,
+  refusals,
+  type KeyView,
+} from '../key-intelligence-api';
+import { Link } from '../router';
 import { CopyButton } from '../components/Copy';
 import { Dialog } from '../components/Dialog';
 import { Badge, Empty, ErrorAlert, Loading, LoadMore, StatusMessage } from '../components/Feedback';
@@ -20,7 +35,7 @@ import {
   type Grants,
   type KeyFormState,
 } from '../components/KeyForm';
-import { formatDate, formatDateLong } from '../format';
+import { formatDate, formatDateLong, formatRelative } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
 
@@ -33,12 +48,71 @@ type Modal =
   | { kind: 'none' }
   | { kind: 'create' }
   | { kind: 'edit'; key: ApiKey }
-  | { kind: 'secret'; key: ApiKey; rotation: { graceMinutes: number } | null }
+  | { kind: 'secret'; key: ApiKey; rotation: Rotation | null }
   | { kind: 'rotate'; key: ApiKey }
   | { kind: 'revoke'; key: ApiKey }
   | { kind: 'delete'; key: ApiKey };
 
 const PAGE_SIZE = 100;
+
+/** How a rotation's grace period was set, for the secret dialog's sentence about the previous secret. */
+export interface Rotation {
+  graceMinutes: number;
+  /** retireWhenIdleMinutes (SPEC §12), when asked for. */
+  idleMinutes: number | null;
+}
+
+const STATUS_TABS = [
+  { id: 'all', label: 'All' },
+  { id: 'active', label: 'Active' },
+  { id: 'quarantined', label: 'Quarantined' },
+  { id: 'expired', label: 'Expired' },
+  { id: 'revoked', label: 'Revoked' },
+] as const;
+type StatusTab = (typeof STATUS_TABS)[number]['id'];
+
+const SORTS = [
+  { id: 'created', label: 'Newest first' },
+  { id: 'last-used', label: 'Last used' },
+  { id: 'age', label: 'Oldest secret first' },
+  { id: 'expiry', label: 'Expiring first' },
+] as const;
+type SortId = (typeof SORTS)[number]['id'];
+
+interface ListView {
+  tab: StatusTab;
+  search: string;
+  flag: string;
+  sort: SortId;
+}
+
+const DEFAULT_VIEW: ListView = { tab: 'all', search: '', flag: '', sort: 'created' };
+
+const time = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
+
+/** The keys a view shows, in its order; keys the list has loaded only (the API filters nothing yet). */
+function viewKeys(keys: readonly KeyView[], view: ListView, options: { ignoreTab?: boolean } = {}): KeyView[] {
+  const needle = view.search.trim().toLowerCase().replace(/^…/, '');
+  const shown = keys.filter(
+    (k) =>
+      (options.ignoreTab || view.tab === 'all' || k.status === view.tab) &&
+      (!view.flag || (k.flags ?? []).includes(view.flag)) &&
+      (!needle || k.name.toLowerCase().includes(needle) || k.id.toLowerCase().includes(needle) || k.hint.toLowerCase() === needle || (needle.length >= 2 && k.hint.toLowerCase().endsWith(needle))),
+  );
+  // Keys without the date sort last, whatever the direction.
+  const byDate = (pick: (k: KeyView) => number, direction: 1 | -1) => (a: KeyView, b: KeyView) => {
+    const x = pick(a);
+    const y = pick(b);
+    if (Number.isNaN(x) && Number.isNaN(y)) return 0;
+    if (Number.isNaN(x)) return 1;
+    if (Number.isNaN(y)) return -1;
+    return (x - y) * direction;
+  };
+  if (view.sort === 'last-used') shown.sort(byDate((k) => time(k.lastUsedAt), -1));
+  else if (view.sort === 'age') shown.sort(byDate((k) => time(k.rotatedAt ?? k.createdAt), 1));
+  else if (view.sort === 'expiry') shown.sort(byDate((k) => time(k.expiresAt), 1));
+  return shown;
+}
 
 export function KeysPage({ tier, organizationId }: KeysPageProps) {
   const title = tier === 'system' ? 'System API keys' : 'API keys';
@@ -55,14 +129,33 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
   const more = useAction();
 
   const list = useLoad(() =>
-    can('read') ? api.get<ListPage<ApiKey>>(base, { limit: PAGE_SIZE }) : Promise.resolve<ListPage<ApiKey>>({ object: 'list', data: [], hasMore: false }),
+    can('read') ? api.get<ListPage<KeyView>>(base, { limit: PAGE_SIZE }) : Promise.resolve<ListPage<KeyView>>({ object: 'list', data: [], hasMore: false }),
+  );
+  const [view, setView] = useState<ListView>(DEFAULT_VIEW);
+  const tabsId = useId();
+  // One request tells which keys had traffic in the last 24 hours (SPEC §12 GET /v1/usage); only
+  // those fetch their own figures for a sparkline, and only once their row is in view.
+  const overview = useLoad(() => (can('read') ? keyIntelligenceApi.overview(tier, organizationId, { limit: 1000 }) : Promise.resolve(null)));
+  const usageOf = useMemo(() => new Map((overview.data?.data ?? []).map((row) => [row.keyId, row])), [overview.data]);
+  const showUsage = !overview.error || !isMissingRoute(overview.error);
+  const sparkline = useCallback(
+    async (id: string) => {
+      const usage = await keyIntelligenceApi.usage(tier, organizationId, id, { granularity: 'hour' });
+      const refused = refusals(usage.totals);
+      return {
+        values: usage.buckets.map((b) => b.total),
+        refused: usage.buckets.map((b) => b.total - b.outcomes.ok),
+        label: `${formatCount(usage.totals.total)} requests in the last 24 hours${refused > 0 ? `, ${formatCount(refused)} refused` : ''}`,
+      };
+    },
+    [tier, organizationId],
   );
 
   const loadMore = async () => {
     const last = list.data?.data[list.data.data.length - 1];
     if (!last) return;
     await more.run(async () => {
-      const next = await api.get<ListPage<ApiKey>>(base, { limit: PAGE_SIZE, startingAfter: last.id });
+      const next = await api.get<ListPage<KeyView>>(base, { limit: PAGE_SIZE, startingAfter: last.id });
       list.setData((current) => (current ? { ...next, data: [...current.data, ...next.data] } : next));
     });
   };
@@ -90,6 +183,20 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
   }
 
   const keys = list.data?.data ?? [];
+  const shown = viewKeys(keys, view);
+  const inTabs = viewKeys(keys, view, { ignoreTab: true });
+  const countIn = (tab: StatusTab) => (tab === 'all' ? inTabs.length : inTabs.filter((k) => k.status === tab).length);
+  const selectTab = (tab: StatusTab) => setView((v) => ({ ...v, tab }));
+  // Arrow keys move between the tabs (the WAI-ARIA tabs pattern); the chosen tab takes focus.
+  const tabKeys = (event: KeyboardEvent<HTMLDivElement>) => {
+    const index = STATUS_TABS.findIndex((t) => t.id === view.tab);
+    const next = event.key === 'ArrowRight' ? index + 1 : event.key === 'ArrowLeft' ? index - 1 : event.key === 'Home' ? 0 : event.key === 'End' ? STATUS_TABS.length - 1 : null;
+    if (next === null) return;
+    event.preventDefault();
+    const tab = STATUS_TABS[(next + STATUS_TABS.length) % STATUS_TABS.length]!;
+    selectTab(tab.id);
+    document.getElementById(`${tabsId}-tab-${tab.id}`)?.focus();
+  };
 
   return (
     <>
@@ -118,95 +225,177 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
           {keys.length === 0 ? (
             <Empty>No API keys yet.</Empty>
           ) : (
-            <div className="table-wrap">
-              <table className="table">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Hint</th>
-                    <th scope="col">Scopes</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Created by</th>
-                    <th scope="col">Last used</th>
-                    <th scope="col">Expires</th>
-                    <td className="actions-head">
-                      <span className="visually-hidden">Actions</span>
-                    </td>
-                  </tr>
-                </thead>
-                <tbody>
-                  {keys.map((key) => (
-                    <tr key={key.id}>
-                      <td>
-                        <div className="cell-title">{key.name}</div>
-                        {key.description && <div className="cell-sub">{key.description}</div>}
-                        <div className="cell-meta">
-                          <code>{key.id}</code>
-                          {key.allowedIps && key.allowedIps.length > 0 && <span>IPs: {key.allowedIps.join(', ')}</span>}
-                          {key.rateLimit && (
-                            <span>
-                              {key.rateLimit.requests} req / {key.rateLimit.windowSeconds} s
-                            </span>
-                          )}
-                          {key.previousSecretExpiresAt && <span>Previous secret until {formatDate(key.previousSecretExpiresAt)}</span>}
-                        </div>
-                      </td>
-                      <td>
-                        <code className="hint-code">…{key.hint}</code>
-                      </td>
-                      <td>
-                        {key.scopes.length === 0 ? (
-                          <span className="muted">none</span>
-                        ) : (
-                          <ul className="chips">
-                            {key.scopes.map((s) => (
-                              <li key={s} className="chip">
-                                {s}
-                              </li>
-                            ))}
-                          </ul>
-                        )}
-                      </td>
-                      <td>
-                        <Badge status={key.status} />
-                      </td>
-                      <td>{createdBy(key, me.user)}</td>
-                      <td>{formatDate(key.lastUsedAt, 'Never')}</td>
-                      <td>{formatDate(key.expiresAt, 'Never')}</td>
-                      <td className="row-actions">
-                        <div className="row-buttons">
-                          {key.status !== 'revoked' && can('update') && (
-                            <button type="button" className="button button-small" aria-label={`Edit ${key.name}`} onClick={open({ kind: 'edit', key })}>
-                              Edit
-                            </button>
-                          )}
-                          {key.status === 'active' && can('update') && (
-                            <button type="button" className="button button-small" aria-label={`Rotate ${key.name}`} onClick={open({ kind: 'rotate', key })}>
-                              Rotate
-                            </button>
-                          )}
-                          {key.status !== 'revoked' && can('delete') && (
-                            <button type="button" className="button button-small" aria-label={`Revoke ${key.name}`} onClick={open({ kind: 'revoke', key })}>
-                              Revoke
-                            </button>
-                          )}
-                          {can('delete') && (
-                            <button
-                              type="button"
-                              className="button button-small button-danger-outline"
-                              aria-label={`Delete ${key.name}`}
-                              onClick={open({ kind: 'delete', key })}
-                            >
-                              Delete
-                            </button>
-                          )}
-                        </div>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <>
+              <div className="filters key-filters" role="search" aria-label="Filter keys">
+                <div className="field">
+                  <label htmlFor={`${tabsId}-search`}>Search keys</label>
+                  <input
+                    id={`${tabsId}-search`}
+                    type="search"
+                    value={view.search}
+                    placeholder="Name, id or hint"
+                    autoComplete="off"
+                    spellCheck={false}
+                    onChange={(e) => setView((v) => ({ ...v, search: e.target.value }))}
+                  />
+                </div>
+                <div className="field">
+                  <label htmlFor={`${tabsId}-flag`}>Flag</label>
+                  <select id={`${tabsId}-flag`} value={view.flag} onChange={(e) => setView((v) => ({ ...v, flag: e.target.value }))}>
+                    <option value="">Any</option>
+                    {KEY_FLAGS.map((flag) => (
+                      <option key={flag} value={flag}>
+                        {FLAG_LABELS[flag]}
+                      </option>
+                    ))}
+                  </select>
+                </div>
+                <div className="field">
+                  <label htmlFor={`${tabsId}-sort`}>Sort by</label>
+                  <select id={`${tabsId}-sort`} value={view.sort} onChange={(e) => setView((v) => ({ ...v, sort: e.target.value as SortId }))}>
+                    {SORTS.map((sort) => (
+                      <option key={sort.id} value={sort.id}>
+                        {sort.label}
+                      </option>
+                    ))}
+                  </select>
+                </div>
+              </div>
+              <div className="tabs" role="tablist" aria-label="Key status" onKeyDown={tabKeys}>
+                {STATUS_TABS.map((tab) => (
+                  <button
+                    key={tab.id}
+                    id={`${tabsId}-tab-${tab.id}`}
+                    type="button"
+                    role="tab"
+                    className="tab"
+                    aria-selected={view.tab === tab.id}
+                    aria-controls={`${tabsId}-panel`}
+                    tabIndex={view.tab === tab.id ? 0 : -1}
+                    onClick={() => selectTab(tab.id)}
+                  >
+                    {tab.label} <span className="tab-count">{countIn(tab.id)}</span>
+                  </button>
+                ))}
+              </div>
+              <div id={`${tabsId}-panel`} role="tabpanel" aria-labelledby={`${tabsId}-tab-${view.tab}`}>
+                {shown.length === 0 ? (
+                  <Empty>No keys match.</Empty>
+                ) : (
+                  <div className="table-wrap">
+                    <table className="table">
+                      <thead>
+                        <tr>
+                          <th scope="col">Name</th>
+                          <th scope="col">Hint</th>
+                          <th scope="col">Scopes</th>
+                          <th scope="col">Status</th>
+                          <th scope="col">Created by</th>
+                          <th scope="col">Last used</th>
+                          <th scope="col">Expires</th>
+                          <td className="actions-head">
+                            <span className="visually-hidden">Actions</span>
+                          </td>
+                        </tr>
+                      </thead>
+                      <tbody>
+                        {shown.map((key) => (
+                          <tr key={key.id}>
+                            <td>
+                              <div className="cell-title">
+                                <Link to={keyPagePath(tier, key.id)}>{key.name}</Link>
+                              </div>
+                              {key.description && <div className="cell-sub">{key.description}</div>}
+                              <div className="cell-meta">
+                                <code>{key.id}</code>
+                                {key.allowedIps && key.allowedIps.length > 0 && <span>IPs: {key.allowedIps.join(', ')}</span>}
+                                {key.rateLimit && (
+                                  <span>
+                                    {key.rateLimit.requests} req / {key.rateLimit.windowSeconds} s
+                                  </span>
+                                )}
+                                {key.previousSecretExpiresAt && (
+                                  <span>
+                                    Previous secret until {formatDate(key.previousSecretExpiresAt)}
+                                    {key.previousSecretLastUsedAt ? `, last used ${formatRelative(key.previousSecretLastUsedAt)}` : ''}
+                                  </span>
+                                )}
+                              </div>
+                            </td>
+                            <td>
+                              <code className="hint-code">…{key.hint}</code>
+                            </td>
+                            <td>
+                              {key.scopes.length === 0 ? (
+                                <span className="muted">none</span>
+                              ) : (
+                                <ul className="chips">
+                                  {key.scopes.map((s) => (
+                                    <li key={s} className="chip">
+                                      {s}
+                                    </li>
+                                  ))}
+                                </ul>
+                              )}
+                            </td>
+                            <td>
+                              <Badge status={key.status} />
+                              <FlagBadges flags={key.flags} />
+                            </td>
+                            <td>{createdBy(key, me.user)}</td>
+                            <td>
+                              {formatDate(key.lastUsedAt, 'Never')}
+                              {/* The last 24 hours under the last use: one column, so the table keeps its width. */}
+                              {showUsage && (
+                                <div className="last-use-activity">
+                                  <LazySparkline
+                                    // Without the overview (an error), every visible row asks for itself.
+                                    wanted={overview.data ? usageOf.has(key.id) || overview.data.hasMore : !overview.loading}
+                                    load={() => sparkline(key.id)}
+                                    emptyLabel="No requests in the last 24 hours"
+                                  />
+                                  {usageOf.has(key.id) && <span className="sparkline-total">{formatCount(usageOf.get(key.id)!.total)} in 24 h</span>}
+                                </div>
+                              )}
+                            </td>
+                            <td>{formatDate(key.expiresAt, 'Never')}</td>
+                            <td className="row-actions">
+                              <div className="row-buttons">
+                                {key.status !== 'revoked' && can('update') && (
+                                  <button type="button" className="button button-small" aria-label={`Edit ${key.name}`} onClick={open({ kind: 'edit', key })}>
+                                    Edit
+                                  </button>
+                                )}
+                                {(key.status === 'active' || key.status === 'quarantined') && can('update') && (
+                                  <button type="button" className="button button-small" aria-label={`Rotate ${key.name}`} onClick={open({ kind: 'rotate', key })}>
+                                    Rotate
+                                  </button>
+                                )}
+                                {key.status !== 'revoked' && can('delete') && (
+                                  <button type="button" className="button button-small" aria-label={`Revoke ${key.name}`} onClick={open({ kind: 'revoke', key })}>
+                                    Revoke
+                                  </button>
+                                )}
+                                {can('delete') && (
+                                  <button
+                                    type="button"
+                                    className="button button-small button-danger-outline"
+                                    aria-label={`Delete ${key.name}`}
+                                    onClick={open({ kind: 'delete', key })}
+                                  >
+                                    Delete
+                                  </button>
+                                )}
+                              </div>
+                            </td>
+                          </tr>
+                        ))}
+                      </tbody>
+                    </table>
+                  </div>
+                )}
+              </div>
+            </>
           )}
           <LoadMore hasMore={list.data.hasMore} busy={more.busy} error={more.error} onLoad={loadMore} />
         </>
@@ -243,9 +432,9 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
           apiKey={modal.key}
           base={base}
           onClose={close}
-          onRotated={(key, graceMinutes) => {
+          onRotated={(key, rotation) => {
             replaceKey(key);
-            setModal({ kind: 'secret', key, rotation: { graceMinutes } });
+            setModal({ kind: 'secret', key, rotation });
           }}
         />
       )}
@@ -350,7 +539,7 @@ interface EditKeyDialogProps {
   onSaved: (key: ApiKey | null) => void;
 }
 
-function EditKeyDialog({ tier, base, apiKey, onClose, onSaved }: EditKeyDialogProps) {
+export function EditKeyDialog({ tier, base, apiKey, onClose, onSaved }: EditKeyDialogProps) {
   const id = useId();
   const [form, setForm] = useState<KeyFormState>(() => keyFormOf(apiKey));
   const g = useGrants(tier);
@@ -408,6 +597,9 @@ function EditKeyDialog({ tier, base, apiKey, onClose, onSaved }: EditKeyDialogPr
 
 // ---- Secret (shown once) ----
 
+/** rotate's retireWhenIdleMinutes: 1 minute to 1 day (SPEC §12). */
+const MAX_IDLE_MINUTES = 1440;
+
 const GRACE_OPTIONS = [
   { minutes: 0, label: 'Now' },
   { minutes: 60, label: 'In 1 hour' },
@@ -415,14 +607,14 @@ const GRACE_OPTIONS = [
   { minutes: 10080, label: 'In 7 days' },
 ] as const;
 
-function SecretDialog({
+export function SecretDialog({
   apiKey,
   rotation,
   onClose,
   returnFocus,
 }: {
   apiKey: ApiKey;
-  rotation: { graceMinutes: number } | null;
+  rotation: Rotation | null;
   onClose: () => void;
   returnFocus: HTMLElement | null;
 }) {
@@ -438,6 +630,10 @@ function SecretDialog({
       previous = `The previous secret stops working ${label}, at ${formatDateLong(apiKey.previousSecretExpiresAt)}.`;
     }
   }
+  const idle =
+    rotation && rotation.idleMinutes !== null && previous && apiKey.previousSecretExpiresAt && rotation.graceMinutes > 0
+      ? `It stops sooner once it has not been used for ${rotation.idleMinutes} ${rotation.idleMinutes === 1 ? 'minute' : 'minutes'} after the new secret's first use.`
+      : null;
 
   return (
     <Dialog title="Your new API key" onClose={onClose} returnFocus={returnFocus} describedBy={`${id}-warning`}>
@@ -466,6 +662,7 @@ function SecretDialog({
       <div id={`${id}-warning`} className="alert alert-warning">
         <p>Copy it now and store it somewhere safe: it will not be shown again. Paygate keeps only a hash of it.</p>
         {previous && <p>{previous}</p>}
+        {idle && <p>{idle}</p>}
       </div>
       <div className="dialog-actions">
         <button type="button" className="button button-primary" onClick={onClose}>
@@ -478,7 +675,7 @@ function SecretDialog({
 
 // ---- Rotate ----
 
-function RotateDialog({
+export function RotateDialog({
   tier,
   apiKey,
   base,
@@ -489,19 +686,27 @@ function RotateDialog({
   apiKey: ApiKey;
   base: string;
   onClose: () => void;
-  onRotated: (key: ApiKey, graceMinutes: number) => void;
+  onRotated: (key: ApiKey, rotation: Rotation) => void;
 }) {
   const id = useId();
   const [grace, setGrace] = useState<number>(1440);
-  const { busy, error, run } = useAction();
+  const [whenIdle, setWhenIdle] = useState(false);
+  const [idleMinutes, setIdleMinutes] = useState('15');
+  const { busy, error, setError, run } = useAction();
   const locked = lockReason(useGrants(tier), apiKey);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     if (locked) return;
+    const idle = whenIdle && grace > 0 ? Number(idleMinutes) : null;
+    if (idle !== null && (!Number.isInteger(idle) || idle < 1 || idle > MAX_IDLE_MINUTES)) {
+      setError(new Error(`Idle minutes must be a whole number from 1 to ${MAX_IDLE_MINUTES}.`));
+      return;
+    }
     await run(async () => {
-      const key = await api.post<ApiKey>(`${base}/${encodeURIComponent(apiKey.id)}/rotate`, { gracePeriodMinutes: grace });
-      onRotated(key, grace);
+      const body = idle === null ? { gracePeriodMinutes: grace } : { gracePeriodMinutes: grace, retireWhenIdleMinutes: idle };
+      const key = await api.post<ApiKey>(`${base}/${encodeURIComponent(apiKey.id)}/rotate`, body);
+      onRotated(key, { graceMinutes: grace, idleMinutes: idle });
     });
   };
 
@@ -535,6 +740,35 @@ function RotateDialog({
             </div>
           ))}
         </fieldset>
+        {grace > 0 && (
+          <fieldset className="idle-retire" disabled={locked !== null}>
+            <legend className="visually-hidden">End on evidence</legend>
+            <div className="check">
+              <input id={`${id}-idle`} type="checkbox" checked={whenIdle} onChange={(e) => setWhenIdle(e.target.checked)} />
+              <label htmlFor={`${id}-idle`}>End when the old secret is idle</label>
+            </div>
+            {whenIdle && (
+              <div className="field idle-minutes">
+                <label htmlFor={`${id}-idle-minutes`}>Idle minutes</label>
+                <input
+                  id={`${id}-idle-minutes`}
+                  type="number"
+                  inputMode="numeric"
+                  min={1}
+                  max={MAX_IDLE_MINUTES}
+                  step={1}
+                  value={idleMinutes}
+                  aria-describedby={`${id}-idle-hint`}
+                  onChange={(e) => setIdleMinutes(e.target.value)}
+                />
+                <p id={`${id}-idle-hint`} className="field-hint">
+                  The grace period ends as soon as the old secret has not been used for this many minutes after the new secret's first use, on
+                  any node; never later than the time chosen above.
+                </p>
+              </div>
+            )}
+          </fieldset>
+        )}
         <div className="dialog-actions">
           <button type="button" className="button button-secondary" onClick={onClose}>
             Cancel
@@ -550,7 +784,7 @@ function RotateDialog({
 
 // ---- Revoke ----
 
-function RevokeDialog({ apiKey, base, onClose, onRevoked }: { apiKey: ApiKey; base: string; onClose: () => void; onRevoked: (key: ApiKey) => void }) {
+export function RevokeDialog({ apiKey, base, onClose, onRevoked }: { apiKey: ApiKey; base: string; onClose: () => void; onRevoked: (key: ApiKey) => void }) {
   const id = useId();
   const { busy, error, run } = useAction();
 
@@ -581,7 +815,7 @@ function RevokeDialog({ apiKey, base, onClose, onRevoked }: { apiKey: ApiKey; ba
 
 // ---- Delete ----
 
-function DeleteDialog({ apiKey, base, onClose, onDeleted }: { apiKey: ApiKey; base: string; onClose: () => void; onDeleted: (id: string) => void }) {
+export function DeleteDialog({ apiKey, base, onClose, onDeleted }: { apiKey: ApiKey; base: string; onClose: () => void; onDeleted: (id: string) => void }) {
   const id = useId();
   const [typed, setTyped] = useState('');
   const { busy, error, run } = useAction();
