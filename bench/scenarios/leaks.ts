@@ -16,11 +16,10 @@
  * B accepted that were sent after A's report response had returned (must be 0). Creates B accepted
  * while the report was still in flight raced it and are counted apart.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { checkInterrupted } from '../lib/cleanup.js';
-import { freePort, fmt, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
-import { startPaygate, type PaygateNode } from '../lib/children.js';
-import { createScratchDatabase, startOwnEmbeddedPostgres } from '../lib/db.js';
+import { fmt, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
+import type { PaygateNode } from '../lib/children.js';
+import { startTwoNodeCluster } from '../lib/cluster.js';
 import { createKey, createOrganization, expectStatus, HttpClient, login } from '../lib/http.js';
 
 /** A trial gives up polling B after this long (then counts as not contained). */
@@ -43,44 +42,20 @@ interface Trial {
 
 export async function runLeaks(ctx: LeaksContext): Promise<Section> {
   const cleanups: Array<() => Promise<void>> = [];
-  let databaseNote: string;
   try {
-    let clusterUrl: string;
-    if (ctx.databaseUrl) {
-      const db = await createScratchDatabase(ctx.databaseUrl, 'paygate_bench_leaks');
-      cleanups.push(db.drop);
-      clusterUrl = db.url;
-      databaseNote = `scratch database ${db.name} on the DATABASE_URL server (dropped afterwards)`;
-    } else {
-      const pgServer = await startOwnEmbeddedPostgres();
-      cleanups.push(pgServer.stop);
-      const db = await createScratchDatabase(pgServer.adminUrl, 'paygate_bench_leaks');
-      cleanups.push(db.drop);
-      clusterUrl = db.url;
-      databaseNote = `an embedded PostgreSQL started by the bench for this scenario (temporary directory, removed afterwards), database ${db.name}`;
-    }
-    const email = 'bench-leaks-admin@example.com';
-    const password = `bench-${randomBytes(12).toString('hex')}`;
-    const env: NodeJS.ProcessEnv = {
-      ...ctx.baseEnv,
-      DATABASE_URL: clusterUrl,
-      PAYGATE_SECRET_PEPPER: `bench-pepper-${randomBytes(24).toString('hex')}`,
-      PAYGATE_SESSION_SECRET: `bench-session-${randomBytes(24).toString('hex')}`,
-      PAYGATE_AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      PAYGATE_ADMIN_EMAIL: email,
-      PAYGATE_ADMIN_PASSWORD: password,
-      // Each trial reports from an address of its own (X-Forwarded-For from the bench on 127.0.0.1).
-      PAYGATE_TRUSTED_PROXIES: '127.0.0.1',
-      LOG_LEVEL: 'error',
-    };
-    delete env.PAYGATE_DATA_DIR;
-    delete env.REDIS_URL;
-    const portA = await freePort();
-    const a = await startPaygate('Paygate node A', { ...env, PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portA}` }, portA);
-    cleanups.push(a.stop);
-    const portB = await freePort();
-    const b = await startPaygate('Paygate node B', { ...env, PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portB}` }, portB);
-    cleanups.push(b.stop);
+    const { a, b, email, password, databaseNote } = await startTwoNodeCluster(
+      {
+        databaseUrl: ctx.databaseUrl,
+        baseEnv: ctx.baseEnv,
+        databasePrefix: 'paygate_bench_leaks',
+        adminEmail: 'bench-leaks-admin@example.com',
+        // Each trial reports from an address of its own (X-Forwarded-For from the bench on 127.0.0.1).
+        env: { PAYGATE_TRUSTED_PROXIES: '127.0.0.1', LOG_LEVEL: 'error' },
+        embeddedDetail: 'temporary directory, removed afterwards',
+        nodes: [{ name: 'Paygate node A' }, { name: 'Paygate node B' }],
+      },
+      cleanups,
+    );
     const trials = await runTrials(ctx, a, b, email, password);
     return report(ctx, trials, databaseNote);
   } finally {

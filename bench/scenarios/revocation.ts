@@ -10,11 +10,10 @@
  * latency on A, the lag from A's response to B's first refusal, and how many requests B still
  * accepted after A had answered (the issue's requirement: none).
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { checkInterrupted } from '../lib/cleanup.js';
-import { freePort, fmt, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
-import { startPaygate, type PaygateNode } from '../lib/children.js';
-import { createScratchDatabase, startOwnEmbeddedPostgres } from '../lib/db.js';
+import { fmt, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
+import type { PaygateNode } from '../lib/children.js';
+import { startTwoNodeCluster } from '../lib/cluster.js';
 import { createKey, createOrganization, expectStatus, HttpClient, login, systemHealth } from '../lib/http.js';
 
 const LAG_TARGET_MS = 50;
@@ -39,43 +38,19 @@ interface Trial {
 
 export async function runRevocation(ctx: RevocationContext): Promise<Section> {
   const cleanups: Array<() => Promise<void>> = [];
-  let databaseNote: string;
   try {
-    let clusterUrl: string;
-    if (ctx.databaseUrl) {
-      const db = await createScratchDatabase(ctx.databaseUrl, 'paygate_bench_cluster');
-      cleanups.push(db.drop);
-      clusterUrl = db.url;
-      databaseNote = `scratch database ${db.name} on the DATABASE_URL server (dropped afterwards)`;
-    } else {
-      const pgServer = await startOwnEmbeddedPostgres();
-      cleanups.push(pgServer.stop);
-      const db = await createScratchDatabase(pgServer.adminUrl, 'paygate_bench_cluster');
-      cleanups.push(db.drop);
-      clusterUrl = db.url;
-      databaseNote = `an embedded PostgreSQL started by the bench for this scenario (src/db/embedded.ts, temporary directory, removed afterwards), database ${db.name}`;
-    }
-    const email = 'bench-cluster-admin@example.com';
-    const password = `bench-${randomBytes(12).toString('hex')}`;
-    const env: NodeJS.ProcessEnv = {
-      ...ctx.baseEnv,
-      DATABASE_URL: clusterUrl,
-      PAYGATE_SECRET_PEPPER: `bench-pepper-${randomBytes(24).toString('hex')}`,
-      PAYGATE_SESSION_SECRET: `bench-session-${randomBytes(24).toString('hex')}`,
-      PAYGATE_AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      PAYGATE_ADMIN_EMAIL: email,
-      PAYGATE_ADMIN_PASSWORD: password,
-      LOG_LEVEL: 'warn',
-    };
-    delete env.PAYGATE_DATA_DIR;
-    delete env.REDIS_URL;
-    const portA = await freePort();
-    // A first: it migrates and creates the first admin; B then finds both done.
-    const a = await startPaygate('Paygate node A', { ...env, PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portA}` }, portA);
-    cleanups.push(a.stop);
-    const portB = await freePort();
-    const b = await startPaygate('Paygate node B', { ...env, PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portB}` }, portB);
-    cleanups.push(b.stop);
+    const { a, b, email, password, databaseNote } = await startTwoNodeCluster(
+      {
+        databaseUrl: ctx.databaseUrl,
+        baseEnv: ctx.baseEnv,
+        databasePrefix: 'paygate_bench_cluster',
+        adminEmail: 'bench-cluster-admin@example.com',
+        env: { LOG_LEVEL: 'warn' },
+        embeddedDetail: 'src/db/embedded.ts, temporary directory, removed afterwards',
+        nodes: [{ name: 'Paygate node A' }, { name: 'Paygate node B' }],
+      },
+      cleanups,
+    );
     const result = await trials(ctx, a, b, email, password);
     return report(ctx, result.trials, databaseNote, result.channel);
   } finally {

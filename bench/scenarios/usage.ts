@@ -15,14 +15,14 @@
  * The database: a scratch database on the DATABASE_URL server, else an embedded PostgreSQL the bench
  * starts for this scenario.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type autocannon from 'autocannon';
 import pg from 'pg';
 import { checkInterrupted } from '../lib/cleanup.js';
-import { fmt, freePort, intEnv, log, mib, processCpuSeconds, rssBytes, sleep, type Section, type Target } from '../lib/common.js';
-import { startPaygate, type PaygateNode } from '../lib/children.js';
-import { createScratchDatabase, startOwnEmbeddedPostgres } from '../lib/db.js';
+import { fmt, intEnv, log, mib, processCpuSeconds, rssBytes, sleep, type Section, type Target } from '../lib/common.js';
+import type { PaygateNode } from '../lib/children.js';
+import { startTwoNodeCluster } from '../lib/cluster.js';
 import { createKey, createOrganization, HttpClient, login } from '../lib/http.js';
 import { runLoad } from '../lib/load.js';
 import { hashToken, makePeppers } from '../../src/keys/hash.js';
@@ -119,42 +119,20 @@ async function cpuRound(node: PaygateNode, token: string, connections: number): 
 export async function runUsage(ctx: UsageBenchContext): Promise<Section> {
   const cleanups: Array<() => Promise<void>> = [];
   try {
-    let url: string;
-    let databaseNote: string;
-    if (ctx.databaseUrl) {
-      const db = await createScratchDatabase(ctx.databaseUrl, 'paygate_bench_usage');
-      cleanups.push(db.drop);
-      url = db.url;
-      databaseNote = `scratch database ${db.name} on the DATABASE_URL server (dropped afterwards)`;
-    } else {
-      const server = await startOwnEmbeddedPostgres();
-      cleanups.push(server.stop);
-      const db = await createScratchDatabase(server.adminUrl, 'paygate_bench_usage');
-      cleanups.push(db.drop);
-      url = db.url;
-      databaseNote = `an embedded PostgreSQL started by the bench for this scenario, database ${db.name}`;
-    }
-    const pepper = `bench-pepper-${randomBytes(24).toString('hex')}`;
-    const email = 'bench-usage-admin@example.com';
-    const password = `bench-${randomBytes(12).toString('hex')}`;
-    const env: NodeJS.ProcessEnv = {
-      ...ctx.baseEnv,
-      DATABASE_URL: url,
-      PAYGATE_SECRET_PEPPER: pepper,
-      PAYGATE_SESSION_SECRET: `bench-session-${randomBytes(24).toString('hex')}`,
-      PAYGATE_AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      PAYGATE_ADMIN_EMAIL: email,
-      PAYGATE_ADMIN_PASSWORD: password,
-      LOG_LEVEL: 'warn',
-    };
-    delete env.PAYGATE_DATA_DIR;
-    delete env.REDIS_URL;
-    const portOn = await freePort();
-    const on = await startPaygate('Paygate usage ON', { ...env, PAYGATE_USAGE_COUNTING: 'on', PAYGATE_NODE_ID: 'usage-on', PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portOn}` }, portOn);
-    cleanups.push(on.stop);
-    const portOff = await freePort();
-    const off = await startPaygate('Paygate usage OFF', { ...env, PAYGATE_USAGE_COUNTING: 'off', PAYGATE_NODE_ID: 'usage-off', PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portOff}` }, portOff);
-    cleanups.push(off.stop);
+    const { a: on, b: off, email, password, pepper, databaseNote, databaseUrl: url } = await startTwoNodeCluster(
+      {
+        databaseUrl: ctx.databaseUrl,
+        baseEnv: ctx.baseEnv,
+        databasePrefix: 'paygate_bench_usage',
+        adminEmail: 'bench-usage-admin@example.com',
+        env: { LOG_LEVEL: 'warn' },
+        nodes: [
+          { name: 'Paygate usage ON', env: { PAYGATE_USAGE_COUNTING: 'on', PAYGATE_NODE_ID: 'usage-on' } },
+          { name: 'Paygate usage OFF', env: { PAYGATE_USAGE_COUNTING: 'off', PAYGATE_NODE_ID: 'usage-off' } },
+        ],
+      },
+      cleanups,
+    );
 
     const client = new HttpClient(on.baseUrl, 4);
     cleanups.push(async () => client.close());

@@ -25,15 +25,15 @@
  *     its ratio adds the fan-out and delivery work sharing the nodes, database and cores (info).
  * Every loop is bounded in count and time; all traffic goes to 127.0.0.1.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { checkInterrupted, defer } from '../lib/cleanup.js';
-import { fmt, freePort, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
-import { startPaygate, type PaygateNode } from '../lib/children.js';
-import { createScratchDatabase, startOwnEmbeddedPostgres } from '../lib/db.js';
+import { fmt, log, ms, quantiles, sleep, type Section, type Target } from '../lib/common.js';
+import type { PaygateNode } from '../lib/children.js';
+import { startTwoNodeCluster } from '../lib/cluster.js';
 import { createOrganization, expectStatus, HttpClient, login } from '../lib/http.js';
 import { newId } from '../../src/ids.js';
 
@@ -148,45 +148,20 @@ async function finalize(client: HttpClient, org: BenchOrg): Promise<Created> {
 export async function runWebhooks(ctx: WebhooksContext): Promise<Section> {
   const cleanups: Array<() => Promise<void>> = [];
   try {
-    let clusterUrl: string;
-    let databaseNote: string;
-    if (ctx.databaseUrl) {
-      const db = await createScratchDatabase(ctx.databaseUrl, 'paygate_bench_webhooks');
-      cleanups.push(db.drop);
-      clusterUrl = db.url;
-      databaseNote = `scratch database ${db.name} on the DATABASE_URL server (dropped afterwards)`;
-    } else {
-      const pgServer = await startOwnEmbeddedPostgres();
-      cleanups.push(pgServer.stop);
-      const db = await createScratchDatabase(pgServer.adminUrl, 'paygate_bench_webhooks');
-      cleanups.push(db.drop);
-      clusterUrl = db.url;
-      databaseNote = `an embedded PostgreSQL started by the bench for this scenario, database ${db.name}`;
-    }
     const receiver = await startReceiver();
     cleanups.push(receiver.close);
-    const email = 'bench-webhooks-admin@example.com';
-    const password = `bench-${randomBytes(12).toString('hex')}`;
-    const env: NodeJS.ProcessEnv = {
-      ...ctx.baseEnv,
-      DATABASE_URL: clusterUrl,
-      PAYGATE_SECRET_PEPPER: `bench-pepper-${randomBytes(24).toString('hex')}`,
-      PAYGATE_SESSION_SECRET: `bench-session-${randomBytes(24).toString('hex')}`,
-      PAYGATE_AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      PAYGATE_ADMIN_EMAIL: email,
-      PAYGATE_ADMIN_PASSWORD: password,
-      PAYGATE_WEBHOOK_ALLOW_PRIVATE: 'true',
-      LOG_LEVEL: 'warn',
-    };
-    delete env.PAYGATE_DATA_DIR;
-    delete env.REDIS_URL;
-    const portA = await freePort();
     const prof = ctx.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`] : [];
-    const a = await startPaygate('Paygate node A (webhooks)', { ...env, PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portA}` }, portA, prof);
-    cleanups.push(a.stop);
-    const portB = await freePort();
-    const b = await startPaygate('Paygate node B (webhooks)', { ...env, PAYGATE_PUBLIC_URL: `http://127.0.0.1:${portB}` }, portB);
-    cleanups.push(b.stop);
+    const { a, b, email, password, databaseNote, databaseUrl: clusterUrl } = await startTwoNodeCluster(
+      {
+        databaseUrl: ctx.databaseUrl,
+        baseEnv: ctx.baseEnv,
+        databasePrefix: 'paygate_bench_webhooks',
+        adminEmail: 'bench-webhooks-admin@example.com',
+        env: { PAYGATE_WEBHOOK_ALLOW_PRIVATE: 'true', LOG_LEVEL: 'warn' },
+        nodes: [{ name: 'Paygate node A (webhooks)', nodeArgs: prof }, { name: 'Paygate node B (webhooks)' }],
+      },
+      cleanups,
+    );
     const observer = new pg.Client({ connectionString: clusterUrl });
     await observer.connect();
     cleanups.push(() => observer.end());

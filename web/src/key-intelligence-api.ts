@@ -4,6 +4,7 @@
  * as ApiError), organization routes always with the organization in the path, system keys under
  * /v1/system. The server remains the judge of every request; these are only its shapes.
  */
+import type { components } from '../../packages/client/src/generated/openapi';
 import { api, ApiError, orgPath, type ApiKey, type AuditEvent, type ListPage, type Tier } from './api';
 
 /** SPEC §12 outcomes, in the order the API lists them. */
@@ -55,65 +56,19 @@ export const FLAG_TONE: Record<string, 'bad' | 'warn' | 'neutral'> = {
   broad_scopes: 'neutral',
 };
 
+type Schemas = components['schemas'];
+
 /** The key object with the SPEC §12 fields (optional: a server without usage counting omits them). */
-export interface KeyView extends ApiKey {
-  lastUsedIp?: string | null;
-  lastUserAgent?: string | null;
-  previousSecretLastUsedAt?: string | null;
-  previousSecretLastUsedIp?: string | null;
-  previousSecretLastUserAgent?: string | null;
-  flags?: string[];
-}
+export type KeyView = ApiKey;
 
-export type Outcomes = Record<UsageOutcome, number>;
-
-export interface UsageCounts {
-  total: number;
-  outcomes: Outcomes;
-  bySecret: { current: number; previous: number };
-}
-
-export interface UsageBucket extends UsageCounts {
-  start: string;
-}
-
-export type Granularity = 'minute' | 'hour' | 'day';
-
-export interface KeyUsage {
-  object: 'api_key_usage';
-  keyId: string;
-  granularity: Granularity;
-  from: string;
-  to: string;
-  totals: UsageCounts;
-  buckets: UsageBucket[];
-}
-
-export interface UsageOverviewRow extends UsageCounts {
-  keyId: string;
-  name: string;
-  hint: string;
-}
-
-export interface UsageOverview {
-  object: 'usage';
-  organizationId: string | null;
-  granularity: Granularity;
-  from: string;
-  to: string;
-  totals: UsageCounts;
-  data: UsageOverviewRow[];
-  hasMore: boolean;
-}
-
-export interface ComplianceEvidence {
-  object: 'compliance_evidence';
-  generatedAt: string;
-  settings: Record<string, unknown>;
-  keys: { total: number; byStatus: Record<string, number>; byFlag: Record<string, number> };
-  audit: { oldestEventAt: string | null; events: number; chainVerified: boolean; checkpoint: Record<string, unknown> | null };
-  signature: string;
-}
+export type UsageCounts = Schemas['UsageCounts'];
+export type Outcomes = UsageCounts['outcomes'];
+export type KeyUsage = Schemas['ApiKeyUsage'];
+export type UsageBucket = KeyUsage['buckets'][number];
+export type Granularity = KeyUsage['granularity'];
+export type UsageOverview = Schemas['UsageOverview'];
+export type UsageOverviewRow = UsageOverview['data'][number];
+export type ComplianceEvidence = Schemas['ComplianceEvidence'];
 
 /** Where a tier's keys live: system keys under /v1/system, organization keys with the organization in the path. */
 export function keysBase(tier: Tier, organizationId: string | null): string {

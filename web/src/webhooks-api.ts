@@ -4,52 +4,19 @@
  * organization in the path. The event types are the server's own list, bundled (as scopes.ts does
  * with the scope catalogue); the server remains the judge of every request.
  */
+import type { components } from '../../packages/client/src/generated/openapi';
 import { api, orgPath, type ListPage } from './api';
 // The server's own list of event types (src/webhooks/events.ts; only the constants are bundled).
 import { TEST_EVENT_TYPE, WEBHOOK_EVENT_TYPES } from '../../src/webhooks/events';
 
 export { TEST_EVENT_TYPE, WEBHOOK_EVENT_TYPES };
 
-export interface WebhookEndpoint {
-  id: string;
-  object: 'webhook_endpoint';
-  url: string;
-  /** Event types, or ["*"] for every type. */
-  events: string[];
-  status: 'enabled' | 'disabled';
-  description: string | null;
-  createdAt: string;
-  updatedAt: string;
-  previousSecretExpiresAt: string | null;
-  /** Only in the create and rotate-secret answers. */
-  secret?: string;
-}
+type Schemas = components['schemas'];
 
-export interface WebhookAttempt {
-  id: string;
-  startedAt: string;
-  durationMs: number | null;
-  responseStatus: number | null;
-  responseBody: string | null;
-  error: string | null;
-  outcome: 'succeeded' | 'failed' | 'unknown';
-}
-
-export interface WebhookDelivery {
-  id: string;
-  object: 'webhook_delivery';
-  endpointId: string;
-  eventId: string;
-  eventType: string;
-  status: 'pending' | 'succeeded' | 'failed';
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastAttemptAt: string | null;
-  responseStatus: number | null;
-  lastError: string | null;
-  createdAt: string;
-  recentAttempts: WebhookAttempt[];
-}
+/** An endpoint; `secret` only in the create and rotate-secret answers (WebhookEndpointWithSecret). */
+export type WebhookEndpoint = Schemas['WebhookEndpoint'] & Partial<Pick<Schemas['WebhookEndpointWithSecret'], 'secret'>>;
+export type WebhookDelivery = Schemas['WebhookDelivery'];
+export type WebhookAttempt = WebhookDelivery['recentAttempts'][number];
 
 /** At most 20 endpoints per organization: one page holds them all. */
 export const MAX_ENDPOINTS = 20;

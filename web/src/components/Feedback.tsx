@@ -63,6 +63,16 @@ export function Loading({ label = 'Loading…' }: { label?: string }) {
   );
 }
 
+/** A list's first load: "Loading…" until its first answer, then the error, if any (a reload keeps the rows shown). */
+export function ListFeedback({ list }: { list: { data: unknown; error: unknown; loading: boolean } }) {
+  return (
+    <>
+      {list.loading && !list.data && <Loading />}
+      <ErrorAlert error={list.error} />
+    </>
+  );
+}
+
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
 }

@@ -3,6 +3,7 @@ import { useId, useState, type FormEvent } from 'react';
 import { api, orgPath, type AuditEvent, type IntegrityReport, type ListPage } from '../api';
 import { Dialog } from '../components/Dialog';
 import { Badge, Empty, ErrorAlert, Loading, LoadMore } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import { formatDateLong, localInputToIso } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
 import { AUDIT_ACTIONS } from '../scopes';
@@ -136,18 +137,7 @@ export function AuditLogPage({ organizationId }: { organizationId: string }) {
         ) : (
           <div className="table-wrap">
             <table className="table">
-              <thead>
-                <tr>
-                  <th scope="col">At</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Target</th>
-                  <th scope="col">Outcome</th>
-                  <td className="actions-head">
-                    <span className="visually-hidden">Details</span>
-                  </td>
-                </tr>
-              </thead>
+              <TableHead columns={['At', 'Action', 'Actor', 'Target', 'Outcome']} actions="Details" />
               <tbody>
                 {rows.map((e) => (
                   <tr key={e.id}>

@@ -17,6 +17,7 @@ import { ConfirmDialog } from '../components/ConfirmDialog';
 import { FlagBadges } from '../components/FlagBadges';
 import { Badge, Empty, ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
 import { UsageChart } from '../components/UsageChart';
+import { TableHead } from '../components/TableHead';
 import { formatDate, formatDateLong, formatRelative } from '../format';
 import { useAction, useLoad, usePageTitle } from '../hooks';
 import {
@@ -430,13 +431,7 @@ function RefusalsSection({ usage, rangeLabel }: { usage: KeyUsage; rangeLabel: s
       ) : (
         <div className="table-wrap">
           <table className="table table-compact">
-            <thead>
-              <tr>
-                <th scope="col">Code</th>
-                <th scope="col">Requests</th>
-                <th scope="col">Latest</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Code', 'Requests', 'Latest']} />
             <tbody>
               {rows.map((r) => (
                 <tr key={r.code}>
@@ -529,16 +524,7 @@ function AuditTrail({ tier, organizationId, keyId }: { tier: Tier; organizationI
             ) : (
               <div className="table-wrap">
                 <table className="table table-compact">
-                  <thead>
-                    <tr>
-                      <th scope="col">When</th>
-                      <th scope="col">Action</th>
-                      <th scope="col">Actor</th>
-                      <th scope="col">Outcome</th>
-                      <th scope="col">IP</th>
-                      <th scope="col">Details</th>
-                    </tr>
-                  </thead>
+                  <TableHead columns={['When', 'Action', 'Actor', 'Outcome', 'IP', 'Details']} />
                   <tbody>
                     {trail.data.events.map((e) => (
                       <tr key={e.id}>

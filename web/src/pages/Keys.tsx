@@ -20,9 +20,10 @@ import {
   type KeyView,
 } from '../key-intelligence-api';
 import { Link } from '../router';
-import { CopyButton } from '../components/Copy';
+import { SecretField } from '../components/SecretField';
 import { Dialog } from '../components/Dialog';
-import { Badge, Empty, ErrorAlert, Loading, LoadMore, StatusMessage } from '../components/Feedback';
+import { Badge, Empty, ErrorAlert, LoadMore, StatusMessage, ListFeedback } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import {
   EMPTY_KEY_FORM,
   KEY_FIELD_LABELS,
@@ -217,8 +218,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
       </div>
 
       <StatusMessage message={status} />
-      {list.loading && !list.data && <Loading />}
-      <ErrorAlert error={list.error} />
+      <ListFeedback list={list} />
 
       {list.data && (
         <>
@@ -284,20 +284,7 @@ export function KeysPage({ tier, organizationId }: KeysPageProps) {
                 ) : (
                   <div className="table-wrap">
                     <table className="table">
-                      <thead>
-                        <tr>
-                          <th scope="col">Name</th>
-                          <th scope="col">Hint</th>
-                          <th scope="col">Scopes</th>
-                          <th scope="col">Status</th>
-                          <th scope="col">Created by</th>
-                          <th scope="col">Last used</th>
-                          <th scope="col">Expires</th>
-                          <td className="actions-head">
-                            <span className="visually-hidden">Actions</span>
-                          </td>
-                        </tr>
-                      </thead>
+                      <TableHead columns={['Name', 'Hint', 'Scopes', 'Status', 'Created by', 'Last used', 'Expires']} actions="Actions" />
                       <tbody>
                         {shown.map((key) => (
                           <tr key={key.id}>
@@ -619,7 +606,6 @@ export function SecretDialog({
   returnFocus: HTMLElement | null;
 }) {
   const id = useId();
-  const field = useRef<HTMLTextAreaElement>(null);
   const secret = apiKey.secret ?? '';
 
   let previous: string | null = null;
@@ -640,25 +626,7 @@ export function SecretDialog({
       <p>
         {rotation ? 'New secret for' : 'Created'} <strong>{apiKey.name}</strong>.
       </p>
-      <div className="field">
-        <label htmlFor={`${id}-secret`}>Secret</label>
-        {/* The whole token, wrapped, never scrolled: its sk_ start tells what it is, its end matches the hint. */}
-        <div className="secret-row">
-          <textarea
-            id={`${id}-secret`}
-            ref={field}
-            readOnly
-            value={secret}
-            className="mono secret-value"
-            rows={2}
-            data-autofocus
-            spellCheck={false}
-            autoComplete="off"
-            onFocus={(e) => e.currentTarget.select()}
-          />
-          <CopyButton text={secret} select={field} />
-        </div>
-      </div>
+      <SecretField id={`${id}-secret`} label="Secret" secret={secret} />
       <div id={`${id}-warning`} className="alert alert-warning">
         <p>Copy it now and store it somewhere safe: it will not be shown again. Paygate keeps only a hash of it.</p>
         {previous && <p>{previous}</p>}

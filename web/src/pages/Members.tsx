@@ -7,7 +7,8 @@ import { useId, useRef, useState, type FormEvent } from 'react';
 import { api, orgPath, type Invitation, type ListPage, type Member, type Role } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { CopyButton, InvitationLink } from '../components/Copy';
-import { Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
+import { Empty, ErrorAlert, StatusMessage, LoadMore, ListFeedback } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import { formatDate, formatRelative } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
@@ -110,24 +111,14 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
       <h2 className="section-title" id="members-title">
         Current members
       </h2>
-      {list.loading && !list.data && <Loading />}
-      <ErrorAlert error={list.error} />
+      <ListFeedback list={list} />
       {list.data &&
         (members.length === 0 ? (
           <Empty>No members yet.</Empty>
         ) : (
           <div className="table-wrap">
             <table className="table" aria-labelledby="members-title">
-              <thead>
-                <tr>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Member since</th>
-                  <td className="actions-head">
-                    <span className="visually-hidden">Actions</span>
-                  </td>
-                </tr>
-              </thead>
+              <TableHead columns={['Email', 'Role', 'Member since']} actions="Actions" />
               <tbody>
                 {members.map((member) => (
                   <tr key={member.userId}>
@@ -176,17 +167,7 @@ export function MembersPage({ organizationId }: { organizationId: string }) {
         ) : (
           <div className="table-wrap">
             <table className="table" aria-labelledby="invitations-title">
-              <thead>
-                <tr>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Invited</th>
-                  <th scope="col">Expires</th>
-                  <td className="actions-head">
-                    <span className="visually-hidden">Actions</span>
-                  </td>
-                </tr>
-              </thead>
+              <TableHead columns={['Email', 'Role', 'Invited', 'Expires']} actions="Actions" />
               <tbody>
                 {invitations.map((invitation) => {
                   const url = links.get(invitation.id);

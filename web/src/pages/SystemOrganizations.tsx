@@ -3,7 +3,8 @@ import { useId, useState, type FormEvent, type MouseEvent } from 'react';
 import { api, type ListPage, type Organization, type ProvisionResult } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { InvitationLink } from '../components/Copy';
-import { Badge, Empty, ErrorAlert, Loading, StatusMessage, LoadMore } from '../components/Feedback';
+import { Badge, Empty, ErrorAlert, StatusMessage, LoadMore, ListFeedback } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import { formatDate } from '../format';
 import { useLoad, usePageTitle, useAction } from '../hooks';
 import { useSession } from '../session';
@@ -57,25 +58,14 @@ export function SystemOrganizationsPage() {
           <label htmlFor="show-deleted-organizations">Show deleted organizations{deletedCount > 0 ? ` (${deletedCount})` : ''}</label>
         </div>
       </div>
-      {list.loading && !list.data && <Loading />}
-      <ErrorAlert error={list.error} />
+      <ListFeedback list={list} />
       {list.data &&
         (orgs.length === 0 ? (
           <Empty>No organizations yet.</Empty>
         ) : (
           <div className="table-wrap">
             <table className="table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">ID</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Created</th>
-                  <td className="actions-head">
-                    <span className="visually-hidden">Actions</span>
-                  </td>
-                </tr>
-              </thead>
+              <TableHead columns={['Name', 'ID', 'Status', 'Created']} actions="Actions" />
               <tbody>
                 {orgs.map((org) => (
                   <tr key={org.id}>

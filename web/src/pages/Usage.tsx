@@ -6,6 +6,7 @@
 import { useEffect, useId, useRef, useState } from 'react';
 import type { Tier } from '../api';
 import { Empty, ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import { useAction, useLoad, usePageTitle } from '../hooks';
 import {
   REFUSAL_CODES,
@@ -123,16 +124,7 @@ export function UsageOverviewSection({ tier, organizationId }: { tier: Tier; org
             <div className="table-wrap">
               <table className="table">
                 <caption className="visually-hidden">Keys by requests, {label}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Key</th>
-                    <th scope="col">Requests</th>
-                    <th scope="col">Refused</th>
-                    <th scope="col">Refusal rate</th>
-                    <th scope="col">Top refusal</th>
-                    <th scope="col">Previous secret</th>
-                  </tr>
-                </thead>
+                <TableHead columns={['Key', 'Requests', 'Refused', 'Refusal rate', 'Top refusal', 'Previous secret']} />
                 <tbody>
                   {data.data.map((row) => (
                     <tr key={row.keyId}>

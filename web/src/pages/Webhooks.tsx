@@ -7,10 +7,11 @@
  */
 import { useCallback, useId, useRef, useState, type FormEvent, type MouseEvent } from 'react';
 import { ApiError } from '../api';
-import { CopyButton } from '../components/Copy';
+import { SecretField } from '../components/SecretField';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { Dialog } from '../components/Dialog';
-import { Empty, ErrorAlert, Loading, StatusMessage } from '../components/Feedback';
+import { Empty, ErrorAlert, StatusMessage, ListFeedback } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import { formatDate, formatDateLong } from '../format';
 import { useAction, useLoad, usePageTitle } from '../hooks';
 import { useSession } from '../session';
@@ -102,8 +103,7 @@ export function WebhooksPage({ organizationId }: { organizationId: string }) {
 
       <StatusMessage message={status} />
       <ErrorAlert error={rowAction.error} />
-      {list.loading && !list.data && <Loading />}
-      <ErrorAlert error={list.error} />
+      <ListFeedback list={list} />
 
       {list.data &&
         (endpoints.length === 0 ? (
@@ -111,17 +111,7 @@ export function WebhooksPage({ organizationId }: { organizationId: string }) {
         ) : (
           <div className="table-wrap">
             <table className="table" aria-label="Webhook endpoints">
-              <thead>
-                <tr>
-                  <th scope="col">Endpoint</th>
-                  <th scope="col">Events</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Created</th>
-                  <td className="actions-head">
-                    <span className="visually-hidden">Actions</span>
-                  </td>
-                </tr>
-              </thead>
+              <TableHead columns={['Endpoint', 'Events', 'Status', 'Created']} actions="Actions" />
               <tbody>
                 {endpoints.map((endpoint) => (
                   <tr key={endpoint.id} aria-current={endpoint.id === selected ? 'true' : undefined}>
@@ -418,7 +408,6 @@ function SecretDialog({
   returnFocus: HTMLElement | null;
 }) {
   const id = useId();
-  const field = useRef<HTMLTextAreaElement>(null);
   const secret = endpoint.secret ?? '';
   let previous: string | null = null;
   if (rotation) {
@@ -431,24 +420,7 @@ function SecretDialog({
       <p>
         {rotation ? 'New signing secret for' : 'Endpoint added:'} <strong className="webhook-url">{endpoint.url}</strong>
       </p>
-      <div className="field">
-        <label htmlFor={`${id}-secret`}>Signing secret</label>
-        <div className="secret-row">
-          <textarea
-            id={`${id}-secret`}
-            ref={field}
-            readOnly
-            value={secret}
-            className="mono secret-value"
-            rows={2}
-            data-autofocus
-            spellCheck={false}
-            autoComplete="off"
-            onFocus={(e) => e.currentTarget.select()}
-          />
-          <CopyButton text={secret} select={field} label="Copy signing secret" />
-        </div>
-      </div>
+      <SecretField id={`${id}-secret`} label="Signing secret" secret={secret} copyLabel="Copy signing secret" />
       <div id={`${id}-warning`} className="alert alert-warning">
         <p>
           Copy it now into your receiver: it will not be shown again. Verify each delivery's <code>Paygate-Signature</code> with it (HMAC-SHA256

@@ -5,7 +5,8 @@
  * delivery is pending the list refreshes itself every few seconds (only while it is shown).
  */
 import { useEffect, useId, useState } from 'react';
-import { Empty, ErrorAlert, Loading, LoadMore, StatusMessage } from '../components/Feedback';
+import { Empty, ErrorAlert, LoadMore, StatusMessage, ListFeedback } from '../components/Feedback';
+import { TableHead } from '../components/TableHead';
 import { formatDate, formatDateLong } from '../format';
 import { useAction, useLoad } from '../hooks';
 import { webhooksApi, type WebhookAttempt, type WebhookDelivery, type WebhookEndpoint } from '../webhooks-api';
@@ -98,26 +99,14 @@ export function DeliveriesPanel({ organizationId, endpoint, version, canRetry, o
       )}
       <StatusMessage message={status} />
       <ErrorAlert error={retry.error} />
-      {list.loading && !list.data && <Loading />}
-      <ErrorAlert error={list.error} />
+      <ListFeedback list={list} />
       {list.data &&
         (deliveries.length === 0 ? (
           <Empty>{filter ? `No ${filter} deliveries.` : 'No deliveries yet. Send a test event to try the endpoint.'}</Empty>
         ) : (
           <div className="table-wrap">
             <table className="table" aria-label={`Deliveries of ${endpoint.url}`}>
-              <thead>
-                <tr>
-                  <th scope="col">Event</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Attempts</th>
-                  <th scope="col">Last answer</th>
-                  <th scope="col">Next attempt</th>
-                  <td className="actions-head">
-                    <span className="visually-hidden">Actions</span>
-                  </td>
-                </tr>
-              </thead>
+              <TableHead columns={['Event', 'Status', 'Attempts', 'Last answer', 'Next attempt']} actions="Actions" />
               <tbody>
                 {deliveries.map((delivery) => (
                   <tr key={delivery.id} data-delivery-id={delivery.id}>
@@ -170,15 +159,7 @@ function Attempts({ attempts, total }: { attempts: WebhookAttempt[]; total: numb
         {total > attempts.length ? `The newest ${attempts.length} of ${total} attempts` : attempts.length === 1 ? '1 attempt' : `${attempts.length} attempts`}
       </summary>
       <table className="table attempts-table">
-        <thead>
-          <tr>
-            <th scope="col">Started</th>
-            <th scope="col">Outcome</th>
-            <th scope="col">Response</th>
-            <th scope="col">Duration</th>
-            <th scope="col">Body or error</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Started', 'Outcome', 'Response', 'Duration', 'Body or error']} />
         <tbody>
           {attempts.map((attempt) => (
             <tr key={attempt.id}>
