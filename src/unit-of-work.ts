@@ -64,7 +64,7 @@ export class Work {
     const audits: AuditInput[] = [];
     const invalidations: Invalidation[] = [];
     const events: PreparedEvent[] = [];
-    let seq = 0;
+    let seqs: number[] = [];
     const result = await this.deps.db.transaction(async (tx) => {
       const uow: UnitOfWork = {
         query: (sql, params) => tx.query(sql, params),
@@ -81,11 +81,11 @@ export class Work {
       // order, as late as possible.
       await writeEvents(tx, events);
       await this.deps.chain.append(tx, audits);
-      if (invalidations.length > 0) seq = await this.deps.bus.publishWithin(tx, invalidations);
+      if (invalidations.length > 0) seqs = await this.deps.bus.publishWithin(tx, invalidations);
       return value;
     }, options);
     if (events.length > 0) for (const listener of this.emitted) listener();
-    if (invalidations.length > 0) await this.deps.bus.settle(invalidations, seq);
+    if (invalidations.length > 0) await this.deps.bus.settle(invalidations, seqs);
     return result;
   }
 }

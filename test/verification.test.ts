@@ -90,6 +90,19 @@ describe('API key verification', () => {
     expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
   });
 
+  it("a node's own change is applied once: the echo of its NOTIFY does not invalidate again", async () => {
+    // Regression: the echo bumped the generation a second time, so a first use that overlapped it
+    // was not cached (a second database lookup for a key that had not changed).
+    const bus = t.services.bus;
+    const generation = bus.generation;
+    const received = bus.stats.received;
+    await createOrgKey(t, org.organizationId, ['client:read']);
+    const deadline = Date.now() + 5_000;
+    while (bus.stats.received === received && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(bus.stats.received).toBe(received + 1);
+    expect(bus.generation - generation).toBe(1);
+  });
+
   it('concurrent first uses of one key cost a single database lookup', async () => {
     const key = await createOrgKey(t, org.organizationId, ['client:read']);
     const before = t.services.verifier.stats.databaseLookups;

@@ -109,6 +109,13 @@ export class InvalidationBus {
   private ackedSeq = 0;
   private ackScheduled = false;
   private waiters = new Set<AckWaiter>();
+  /**
+   * Sequence numbers this node published and already applied in `settle`: their own NOTIFY echo then
+   * only advances the sequence. Dispatching the echo again would bump the generation a second time and
+   * make a read that overlaps it uncacheable for nothing. Only what settle applied is skipped, so a
+   * change whose commit outcome this node never learnt still invalidates through its echo.
+   */
+  private appliedHere = new Set<number>();
   /** The highest sequence number each peer has acknowledged (one entry per peer node). */
   private peerAcks = new Map<string, number>();
   /** The longest ack timeout of any peer seen so far: what to wait when the peers cannot be asked. */
@@ -155,10 +162,10 @@ export class InvalidationBus {
 
   /**
    * Publishes invalidations inside the caller's transaction: they reach the other nodes when it
-   * commits. Returns the highest sequence number, for `settle`. Only the unit of work calls this, as
-   * the last statement before COMMIT (the publish lock is then held for one round trip).
+   * commits. Returns their sequence numbers, for `settle`. Only the unit of work calls this, as the
+   * last statement before COMMIT (the publish lock is then held for one round trip).
    */
-  async publishWithin(tx: Queryable, invalidations: readonly Invalidation[]): Promise<number> {
+  async publishWithin(tx: Queryable, invalidations: readonly Invalidation[]): Promise<number[]> {
     // One statement: the lock, the numbered rows and their NOTIFYs. The insert reads the lock's row
     // first, so every sequence number is drawn while the lock is held. Payloads stay tiny (seq, kind,
     // subject), far below NOTIFY's 8000-byte limit.
@@ -172,16 +179,20 @@ export class InvalidationBus {
        SELECT seq, pg_notify($4, seq || '|' || kind || '|' || subject) FROM published`,
       [PUBLISH_LOCK, invalidations.map((i) => i.kind), invalidations.map((i) => i.subject), INVALIDATION_CHANNEL],
     );
-    return rows.reduce((max, row) => Math.max(max, row.seq), 0);
+    return rows.map((row) => Number(row.seq));
   }
 
   /**
    * After commit: applies the invalidations on this node, then waits for every live peer's
-   * acknowledgement of `seq`, each peer at most its own ack timeout.
+   * acknowledgement of the highest of `seqs`, each peer at most its own ack timeout.
    */
-  async settle(invalidations: readonly Invalidation[], seq: number): Promise<void> {
+  async settle(invalidations: readonly Invalidation[], seqs: readonly number[]): Promise<void> {
     const committedAt = performance.now();
     for (const inv of invalidations) this.dispatch(inv);
+    // Echoes still to come need not be applied again (one that already arrived was applied then).
+    if (this.appliedHere.size > 10_000) this.appliedHere.clear();
+    for (const seq of seqs) if (seq > this.lastSeq) this.appliedHere.add(seq);
+    const seq = seqs.reduce((max, s) => Math.max(max, s), 0);
     let peers: Array<{ id: string; ackTimeoutMs: number }>;
     try {
       peers = (
@@ -305,6 +316,7 @@ export class InvalidationBus {
 
   private flushAll(): void {
     this.generation++;
+    this.appliedHere.clear();
     this.stats.flushes++;
     for (const handler of this.flushHandlers) handler();
   }
@@ -373,7 +385,7 @@ export class InvalidationBus {
       return;
     }
     this.stats.received++;
-    this.dispatch({ kind: kind as InvalidationKind, subject: payload.slice(second + 1) });
+    if (!this.appliedHere.delete(seq)) this.dispatch({ kind: kind as InvalidationKind, subject: payload.slice(second + 1) });
     // Sequence order is commit order, so a notification for `seq` means everything before it is known.
     if (seq > this.lastSeq) this.lastSeq = seq;
     this.scheduleAck();
