@@ -323,6 +323,25 @@ describe('paygate CLI over the HTTP API', () => {
     expect(list.data.map((k: { id: string }) => k.id)).toContain(created.id);
   });
 
+  it('key list --status, --flag and --search filter on the server; a bad value is the server\'s 400', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { organizationId: org, keyId } = await createOrgWithKey(server, ['client:read']);
+    const broad = await createOrgKey(server, org, ['client:*'], { name: 'broad reporting' });
+    const revoked = await createOrgKey(server, org, ['client:read']);
+    const admin = await createOrgKey(server, org, ['api_key:*']);
+    expectStatus(await server.request('POST', `/v1/api-keys/${revoked.id}/revoke`, { token: admin.secret! }), 200);
+    const [byStatus, byFlag, bySearch, bad] = await Promise.all([
+      cli('key', 'list', '--org', org, '--status', 'revoked', '--all'),
+      cli('key', 'list', '--org', org, '--flag', 'broad_scopes', '--all'),
+      cli('key', 'list', '--org', org, '--search', 'BROAD rep', '--all'),
+      cli('key', 'list', '--org', org, '--status', 'sleeping'),
+    ]);
+    expect(expectJson(byStatus).data.map((k: { id: string }) => k.id)).toEqual([revoked.id]);
+    expect(expectJson(byFlag).data.map((k: { id: string }) => k.id).sort()).toEqual([broad.id, admin.id].sort());
+    expect(expectJson(bySearch).data.map((k: { id: string }) => k.id)).toEqual([broad.id]);
+    expect(expectFailure(bad, 1)).toMatch(/^paygate: validation_error: /);
+    expect(keyId).not.toBe(broad.id);
+  });
+
   it('list --all follows hasMore through every page; one page says how to get the rest', { timeout: TEST_TIMEOUT_MS }, async () => {
     const { organizationId: org, keyId } = await createOrgWithKey(server, ['client:read']);
     const ids = [keyId];

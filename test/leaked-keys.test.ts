@@ -128,7 +128,7 @@ describe('leaked-key reports (SPEC §13)', () => {
       expect(view.body.status).toBe('active');
     });
 
-    it('a leaked system key is contained too (system_key.revoked), without a webhook or mail', async () => {
+    it('a leaked system key is contained too (system_key.revoked), without a webhook (its mail to the global admins: test/leaked-system-key-mail.test.ts)', async () => {
       await setAction('revoke');
       const system = await createSystemKey(t, ['health:read']);
       expectStatus(await t.request('GET', '/v1/system/health', { token: system.token }), 200);

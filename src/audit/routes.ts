@@ -14,6 +14,7 @@ const Query = Type.Object(
     action: Type.Optional(Type.String({ maxLength: 64, description: 'One action (`noun.verb`, see AuditEvent.action)', examples: ['api_key.created'] })),
     actorType: Type.Optional(Type.String({ maxLength: 16, description: '`user`, `api_key` or `system`' })),
     actorId: Type.Optional(Type.String({ maxLength: 64 })),
+    targetId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only events whose target has this id (e.g. an API key id: its whole trail)' })),
     from: Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description: 'RFC 3339 date-time, inclusive' })),
     to: Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description: 'RFC 3339 date-time, exclusive' })),
   },
@@ -92,7 +93,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
   const tags = ['Audit'];
   organizationRoute(app, {
     method: 'GET', path: '/audit-events', operationId: 'listAuditEvents', auth: { kind: 'organization', scope: 'audit:read' }, summary: "List the organization's audit events", tags,
-    description: 'Newest first; filter by action, actor and time range. Reading is itself audited (`audit.read`).',
+    description: 'Newest first; filter by action, actor, target and time range. Reading is itself audited (`audit.read`).',
     schema: { querystring: Query, response: { 200: AuditEventListRef } },
     handler: async (request) =>
       services.audit.list(authOf(request).ctx, { ...filterOf(request.query), organizationId: organizationOf(request) }, 'organization'),

@@ -714,4 +714,13 @@ ALTER TABLE api_keys ADD COLUMN expiry_warned_at timestamptz;
 CREATE INDEX api_keys_expiry_idx ON api_keys (expires_at) WHERE revoked_at IS NULL AND expires_at IS NOT NULL;
 `,
   },
+  {
+    id: 18,
+    name: 'audit events by target',
+    sql: `
+-- The audit list's targetId filter (src/audit/service.ts): one key's trail, newest first, without
+-- walking the organization's (or, system-wide, every) event. Events without a target are left out.
+CREATE INDEX audit_events_target_idx ON audit_events ((target->>'id'), seq) WHERE target IS NOT NULL;
+`,
+  },
 ];

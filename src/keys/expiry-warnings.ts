@@ -26,6 +26,7 @@ import { isDatabaseUnavailable } from '../db/database.js';
 import { CREATOR_IS_MEMBER_SQL } from './flags.js';
 import { keyFromRow, type ApiKeyRecord } from './store.js';
 import { toView } from './service.js';
+import { globalAdminEmails } from '../users/store.js';
 
 /** Keys claimed per unit of work; a tick repeats units until none is left. */
 const BATCH = 200;
@@ -156,7 +157,3 @@ async function organizationName(q: Queryable, id: string): Promise<string> {
   return row?.name ?? id;
 }
 
-async function globalAdminEmails(q: Queryable): Promise<string[]> {
-  const rows = await q.query<{ email: string }>('SELECT email FROM users WHERE is_global_admin ORDER BY email');
-  return rows.map((r) => r.email);
-}

@@ -101,3 +101,34 @@ export const CREATOR_IS_MEMBER_SQL = `CASE WHEN api_keys.created_by->>'type' = '
       SELECT 1 FROM memberships creator_membership
        WHERE creator_membership.organization_id = api_keys.organization_id AND creator_membership.user_id = creator.id)))
   END`;
+
+/**
+ * SQL: whether the `api_keys` row (alias `api_keys`) carries `flag`, by the rules of keyFlags above,
+ * as one predicate for a WHERE clause (the key list's `flag` filter: filtered before the LIMIT, so
+ * cursor pages stay whole). `bind` adds a parameter and returns its placeholder; the cut-offs are
+ * computed here from `now` in milliseconds, exactly as keyFlags compares, so the filter and the
+ * flags a key shows agree for the same `now` and thresholds. A threshold that is off matches nothing.
+ */
+export function keyFlagSql(flag: KeyFlag, thresholds: HygieneThresholds, now: Date, bind: (value: unknown) => string): string {
+  const t = now.getTime();
+  const live = () => `(api_keys.revoked_at IS NULL AND (api_keys.expires_at IS NULL OR api_keys.expires_at > ${bind(now)}))`;
+  const { apiKeyRotationMaxAgeDays: maxAge, apiKeyInactiveDays: inactive, apiKeyExpiryWarningDays: warning } = thresholds;
+  switch (flag) {
+    case 'rotation_due':
+      return maxAge === null ? 'false' : `(${live()} AND coalesce(api_keys.rotated_at, api_keys.created_at) <= ${bind(new Date(t - maxAge * DAY_MS))})`;
+    case 'inactive':
+      return inactive === null ? 'false' : `(${live()} AND coalesce(api_keys.last_used_at, api_keys.created_at) <= ${bind(new Date(t - inactive * DAY_MS))})`;
+    case 'expiring_soon':
+      return warning === null ? 'false' : `(${live()} AND api_keys.expires_at <= ${bind(new Date(t + warning * DAY_MS))})`;
+    case 'no_expiry':
+      return `(api_keys.revoked_at IS NULL AND api_keys.expires_at IS NULL)`;
+    case 'broad_scopes':
+      // isBroadScope: `*` or `resource:*` (LIKE: neither `:` nor `*` is a pattern character).
+      return `(${live()} AND EXISTS (SELECT 1 FROM unnest(api_keys.scopes) AS scope WHERE scope = '*' OR scope LIKE '%:*'))`;
+    case 'creator_removed':
+      // NULL (the creator was not a user) is not "removed".
+      return `(${live()} AND (${CREATOR_IS_MEMBER_SQL}) IS FALSE)`;
+    case 'leaked':
+      return `(api_keys.leaked_at IS NOT NULL)`;
+  }
+}

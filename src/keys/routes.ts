@@ -4,10 +4,10 @@ import { Type } from 'typebox';
 import type { Services } from '../services.js';
 import type { AuthRequirement } from '../auth/requirements.js';
 import { authOf, organizationRoute, pageOf, route, type RouteDef, type RouteSchema } from '../http/routes.js';
-import { IdParams, ListOf, NoContent, OptionalBody, PageQuery, component } from '../http/openapi.js';
+import { IdParams, ListOf, NoContent, OptionalBody, component } from '../http/openapi.js';
 import type { KeyScope } from './store.js';
 import { MAX_GRACE_MINUTES, type ApiKeyView } from './service.js';
-import { ApiKeyRef, ApiKeyWithSecretRef, CreateKeyBody, UpdateKeyBody } from './schemas.js';
+import { ApiKeyRef, ApiKeyWithSecretRef, CreateKeyBody, KeyListQuery, UpdateKeyBody } from './schemas.js';
 
 /** A create or rotate answer: the view with its token (a view without one is a bug, never sent). */
 function withSecret(view: ApiKeyView): ApiKeyView & { secret: string } {
@@ -49,9 +49,12 @@ function registerVariant(app: FastifyInstance, services: Services, v: Variant): 
 
   v.mount(app, {
     method: 'GET', path: v.prefix, operationId: `list${v.noun}s`, auth: v.auth('api_key:read'), summary: `List ${what}s`, tags,
-    description: 'Newest first; cursor-paginated.',
-    schema: { querystring: PageQuery, response: { 200: ApiKeyListRef } },
-    handler: async (request) => keys.list(v.where(request), pageOf(request)),
+    description: 'Newest first; cursor-paginated. Filter by `status`, by hygiene `flag`, and by `q` (an exact id or hint, or the start of the name); filters apply before the page is cut, so a cursor walks the filtered list.',
+    schema: { querystring: KeyListQuery, response: { 200: ApiKeyListRef } },
+    handler: async (request) => {
+      const { status, flag, q } = request.query;
+      return keys.list(v.where(request), pageOf(request), { status, flag, q });
+    },
   });
   v.mount(app, {
     method: 'POST', path: v.prefix, operationId: `create${v.noun}`, auth: v.auth('api_key:create'), summary: `Create an ${what}`, tags,

@@ -1,6 +1,7 @@
 /** The API key objects of the API description (SPEC §4, §12): request bodies and the key view. */
 import { Type } from 'typebox';
-import { component, DateTime, Nullable, NullableDateTime, ScopeString } from '../http/openapi.js';
+import { component, DateTime, Nullable, NullableDateTime, PageQuery, ScopeString, StringEnum } from '../http/openapi.js';
+import { KEY_STATUSES } from './store.js';
 
 export const RateLimitSchema = Type.Object(
   {
@@ -79,3 +80,14 @@ export const CreateKeyBody = Type.Object(KEY_BODY_FIELDS, {
   examples: [{ name: 'Checkout server', scopes: ['checkout:create', 'checkout:read'], expiresAt: '2027-12-31T00:00:00Z' }],
 });
 export const UpdateKeyBody = Type.Partial(Type.Object(KEY_BODY_FIELDS), { additionalProperties: false, minProperties: 1, examples: [{ name: 'Checkout server (eu)' }] });
+
+/** The key list's query: a page, and filters applied before it is cut (cursors stay valid under them). */
+export const KeyListQuery = Type.Object(
+  {
+    ...PageQuery.properties,
+    status: Type.Optional(StringEnum(KEY_STATUSES, { description: 'Only keys with this status' })),
+    flag: Type.Optional(StringEnum(KEY_FLAGS, { description: 'Only keys carrying this hygiene flag (SPEC §12), judged as the `flags` of the listed keys are' })),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Only the key with this exact id or hint, or keys whose name starts with this text (any case)" })),
+  },
+  { additionalProperties: false },
+);

@@ -22,7 +22,7 @@ import type { SettingsService } from '../settings/service.js';
 import { formatToken, newKeyId, tokenHint } from './token.js';
 import { hashToken, type Peppers } from './hash.js';
 import * as store from './store.js';
-import type { ApiKeyRecord, KeyScope, RateLimit } from './store.js';
+import type { ApiKeyRecord, KeyListFilter, KeyScope, RateLimit } from './store.js';
 
 export const MAX_GRACE_MINUTES = 10080;
 /** rotate's retireWhenIdleMinutes (SPEC §12): 1 minute to 1 day. */
@@ -348,12 +348,14 @@ export class ApiKeyService {
     return toView(record, token, now, await this.deps.settings.get(outer));
   }
 
-  async list(where: KeyScope, page: { limit: number; startingAfter: string | null }) {
+  /** A page of keys, newest first; `filter` (status, flag, q) is applied in SQL, before the page is cut. */
+  async list(where: KeyScope, page: { limit: number; startingAfter: string | null }, filter: KeyListFilter = {}) {
     if (page.startingAfter) await this.get(where, page.startingAfter);
-    const rows = await store.listKeys(this.deps.db, where, page);
     const now = this.now();
-    // The flags' thresholds from the node's settings cache: no round trip while it is trusted.
+    // The flags' thresholds from the node's settings cache: no round trip while it is trusted. The
+    // query judges status and flags by the same instant and thresholds as the views below.
     const thresholds = await this.deps.settings.get();
+    const rows = await store.listKeys(this.deps.db, where, page, filter, { now, thresholds });
     return {
       object: 'list' as const,
       data: rows.slice(0, page.limit).map((r) => toView(r, undefined, now, thresholds)),

@@ -2,7 +2,7 @@
 import type { Queryable } from '../db/database.js';
 import type { Actor } from '../audit/events.js';
 import type { Tier } from '../scopes/catalog.js';
-import { CREATOR_IS_MEMBER_SQL } from './flags.js';
+import { CREATOR_IS_MEMBER_SQL, keyFlagSql, type HygieneThresholds, type KeyFlag } from './flags.js';
 
 export interface RateLimit {
   requests: number;
@@ -190,21 +190,59 @@ export interface KeyScope {
   organizationId: string | null;
 }
 
+/** The statuses of the key view (service.ts keyStatus), in the order the panel's tabs show them. */
+export const KEY_STATUSES = ['active', 'quarantined', 'expired', 'revoked'] as const;
+export type KeyStatus = (typeof KEY_STATUSES)[number];
+
+/** The key list's optional filters (SPEC §4, §12), all applied in SQL before the LIMIT. */
+export interface KeyListFilter {
+  status?: KeyStatus;
+  flag?: KeyFlag;
+  /** An exact id or hint, or the start of the name (any case). */
+  q?: string;
+}
+
+/** SQL: whether the row has `status`, by the rules of service.ts keyStatus (revoked, then expired, then quarantined). */
+function keyStatusSql(status: KeyStatus, now: Date, bind: (value: unknown) => string): string {
+  // Bound only where used: PostgreSQL cannot type a parameter no expression mentions.
+  const live = () => `api_keys.revoked_at IS NULL AND (api_keys.expires_at IS NULL OR api_keys.expires_at > ${bind(now)})`;
+  switch (status) {
+    case 'revoked':
+      return 'api_keys.revoked_at IS NOT NULL';
+    case 'expired':
+      return `(api_keys.revoked_at IS NULL AND api_keys.expires_at <= ${bind(now)})`;
+    case 'quarantined':
+      return `(${live()} AND api_keys.quarantined_at IS NOT NULL)`;
+    case 'active':
+      return `(${live()} AND api_keys.quarantined_at IS NULL)`;
+  }
+}
+
+const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 export async function listKeys(
   db: Queryable,
   scope: KeyScope,
   page: { limit: number; startingAfter: string | null },
+  filter: KeyListFilter,
+  // The instant and thresholds the status and flags are judged by: the same the views are built with.
+  judged: { now: Date; thresholds: HygieneThresholds },
 ): Promise<ApiKeyRecord[]> {
-  const params: unknown[] = [scope.tier, scope.organizationId, page.limit + 1];
-  let after = '';
+  const params: unknown[] = [scope.tier, scope.organizationId];
+  const bind = (value: unknown) => `$${params.push(value)}`;
+  const where = ['api_keys.tier = $1', 'api_keys.organization_id IS NOT DISTINCT FROM $2'];
   if (page.startingAfter) {
-    params.push(page.startingAfter);
     // Newest first; the cursor is the last id of the previous page.
-    after = `AND (created_at, id) < (SELECT created_at, id FROM api_keys WHERE id = $4)`;
+    where.push(`(api_keys.created_at, api_keys.id) < (SELECT created_at, id FROM api_keys cursor_key WHERE cursor_key.id = ${bind(page.startingAfter)})`);
+  }
+  if (filter.status) where.push(keyStatusSql(filter.status, judged.now, bind));
+  if (filter.flag) where.push(keyFlagSql(filter.flag, judged.thresholds, judged.now, bind));
+  if (filter.q) {
+    where.push(`(api_keys.id = ${bind(filter.q)} OR api_keys.hint = $${params.length} OR lower(api_keys.name) LIKE lower(${bind(likePrefix(filter.q))}))`);
   }
   const rows = await db.query<Row>(
-    `SELECT *, ${CREATOR_IS_MEMBER_SQL} AS creator_is_member FROM api_keys WHERE tier = $1 AND organization_id IS NOT DISTINCT FROM $2 ${after}
-     ORDER BY created_at DESC, id DESC LIMIT $3`,
+    `SELECT *, ${CREATOR_IS_MEMBER_SQL} AS creator_is_member FROM api_keys WHERE ${where.join(' AND ')}
+     ORDER BY api_keys.created_at DESC, api_keys.id DESC LIMIT ${bind(page.limit + 1)}`,
     params,
   );
   return rows.map(fromRow);

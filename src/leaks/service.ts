@@ -36,6 +36,7 @@ import { leakedKeyMail } from '../mail/messages.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
 import { addressBucket, networkBucket } from '../auth/throttle.js';
 import { lockKeys, organizationOwners } from './store.js';
+import { globalAdminEmails } from '../users/store.js';
 import type { PartnerKeys } from './signature.js';
 
 /** Reports per source address an hour (SPEC §13). */
@@ -78,6 +79,16 @@ export interface ContainedKey {
   action: LeakedKeyAction;
   /** False when the key was already contained that way (a repeat report): audited, nobody re-notified. */
   changed: boolean;
+}
+
+/** Who is mailed about one contained key: its organization's owners, or the global admins (system key). */
+interface LeakNotice {
+  record: ApiKeyRecord;
+  action: LeakedKeyAction;
+  report: ReportedToken;
+  /** null for a system key. */
+  organizationName: string | null;
+  recipients: string[];
 }
 
 export interface ReportOutcome {
@@ -188,7 +199,7 @@ export class LeakService {
       hits.set(p.id, tokens[i]!);
     });
 
-    const notices: Array<{ record: ApiKeyRecord; action: LeakedKeyAction; report: ReportedToken; organizationName: string; owners: string[] }> = [];
+    const notices: LeakNotice[] = [];
     const contained = await this.deps.work.run(async (tx) => {
       const { leakedKeyAction: action } = await this.deps.settings.get(tx);
       await lockKeys(tx, [...hits.keys()]);
@@ -202,7 +213,10 @@ export class LeakService {
         done.push(result.contained);
         if (result.contained.changed && result.record.organizationId) {
           const { name, owners } = await organizationOwners(tx, result.record.organizationId);
-          notices.push({ record: result.record, action, report, organizationName: name, owners });
+          notices.push({ record: result.record, action, report, organizationName: name, recipients: owners });
+        } else if (result.contained.changed) {
+          // A system key belongs to no organization: the global admins, who manage system keys, are told.
+          notices.push({ record: result.record, action, report, organizationName: null, recipients: await globalAdminEmails(tx) });
         }
       }
       // Every id named, matched or not: the commit does the same work whatever the tokens were.
@@ -254,14 +268,14 @@ export class LeakService {
     return { record, contained: { keyId: key.id, organizationId: key.organizationId, action, changed } };
   }
 
-  /** After the commit: the owners of each organization whose key was contained are mailed. */
-  private notify(notices: Array<{ record: ApiKeyRecord; action: LeakedKeyAction; report: ReportedToken; organizationName: string; owners: string[] }>): void {
+  /** After the commit: the owners of each organization whose key was contained (the global admins for a system key) are mailed. */
+  private notify(notices: LeakNotice[]): void {
     for (const notice of notices) {
       if (!this.deps.mailer) {
-        this.deps.log.warn({ keyId: notice.record.id, owners: notice.owners.length }, 'a leaked API key was contained; SMTP is not configured, so its owners were not mailed');
+        this.deps.log.warn({ keyId: notice.record.id, recipients: notice.recipients.length }, 'a leaked API key was contained; SMTP is not configured, so its owners were not mailed');
         continue;
       }
-      for (const to of notice.owners) {
+      for (const to of notice.recipients) {
         this.deps.mailer.send(
           leakedKeyMail({
             to,

@@ -51,11 +51,13 @@ export function passwordResetMail(input: { to: string; url: string; expiresAt: D
 
 /**
  * The security notice to an organization's owners when one of its keys was reported leaked (SPEC
- * §13). It names the key (id, name, hint), never its secret, and where the report said it was found.
+ * §13), or to the global admins when a system key was. It names the key (id, name, hint), never its
+ * secret, and where the report said it was found.
  */
 export function leakedKeyMail(input: {
   to: string;
-  organizationName: string;
+  /** The organization's name; null for a system key (sent to the global admins). */
+  organizationName: string | null;
   key: { id: string; name: string; hint: string };
   action: 'revoke' | 'quarantine';
   url: string | null;
@@ -63,23 +65,27 @@ export function leakedKeyMail(input: {
   publicUrl: string;
 }): MailMessage {
   const { key } = input;
+  const system = input.organizationName === null;
   const what =
     input.action === 'revoke'
       ? 'Paygate has revoked it: it no longer works anywhere. Create a new key for the integration that used it.'
-      : 'Paygate has quarantined it: it can still read (routes needing a :read scope) but can change nothing and move no money. Rotate it (POST /v1/api-keys/{id}/rotate) to return it to normal with a new secret (the leaked one ends at once), or revoke it.';
+      : `Paygate has quarantined it: it can still read (routes needing a :read scope) but can change nothing${system ? '' : ' and move no money'}. Rotate it (POST /v1/${system ? 'system/' : ''}api-keys/{id}/rotate) to return it to normal with a new secret (the leaked one ends at once), or revoke it.`;
   return {
     to: input.to,
-    subject: `Security notice: a Paygate API key of ${input.organizationName} was reported leaked`,
+    subject: system ? 'Security notice: a Paygate system API key was reported leaked' : `Security notice: a Paygate API key of ${input.organizationName} was reported leaked`,
     text: [
-      `A token of the API key "${key.name}" (${key.id}, ending in ${key.hint}) of the organization`,
-      `"${input.organizationName}" was reported as exposed in public.`,
+      ...(system
+        ? [`A token of the system API key "${key.name}" (${key.id}, ending in ${key.hint}) was reported as exposed in public.`]
+        : [`A token of the API key "${key.name}" (${key.id}, ending in ${key.hint}) of the organization`, `"${input.organizationName}" was reported as exposed in public.`]),
       input.url ? `Reported location: ${input.url}` : null,
       input.source ? `Reported by: ${input.source}` : null,
       '',
       what,
       '',
       'Find out how the token became public (a commit, a log, a paste), remove it there, and check the',
-      "key's audit trail (GET /v1/audit-events?action=api_key.leaked) and recent activity.",
+      system
+        ? `key's audit trail (GET /v1/system/audit-events?targetId=${key.id}) and recent activity.`
+        : "key's audit trail (GET /v1/audit-events?action=api_key.leaked) and recent activity.",
       '',
       `Paygate: ${input.publicUrl}/admin`,
     ]

@@ -113,3 +113,9 @@ export async function endSessionsOfUser(tx: Queryable, userId: string): Promise<
   const rows = await tx.query('UPDATE sessions SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL RETURNING id', [userId]);
   return rows.length;
 }
+
+/** The addresses of the global admins: told of what concerns no organization (a leaked or expiring system key). */
+export async function globalAdminEmails(q: Queryable): Promise<string[]> {
+  const rows = await q.query<{ email: string }>('SELECT email FROM users WHERE is_global_admin ORDER BY email');
+  return rows.map((r) => r.email);
+}

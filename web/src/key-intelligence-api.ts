@@ -105,7 +105,7 @@ export const keyIntelligenceApi = {
     api.get<UsageOverview>(tier === 'system' ? '/v1/system/usage' : orgPath(organizationId!, '/usage'), query),
   endGrace: (tier: Tier, organizationId: string | null, id: string) => api.post<KeyView>(`${one(tier, organizationId, id)}/end-grace`),
   /** One page of audit events, the organization's or (system keys) every event. */
-  auditPage: (tier: Tier, organizationId: string | null, query: { limit: number; startingAfter?: string; actorType?: string; actorId?: string }) =>
+  auditPage: (tier: Tier, organizationId: string | null, query: { limit: number; startingAfter?: string; actorType?: string; actorId?: string; targetId?: string }) =>
     api.get<ListPage<AuditEvent>>(tier === 'system' ? '/v1/system/audit-events' : orgPath(organizationId!, '/audit-events'), query),
   complianceEvidence: () => fetchFile('/v1/system/compliance-evidence'),
   credentialReport: (scope: { tier: Tier; organizationId: string | null }, format: 'csv' | 'json') =>

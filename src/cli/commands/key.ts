@@ -177,12 +177,16 @@ export function registerKeyCommands(program: Command): void {
     .command('key')
     .description('API keys: /v1/api-keys, --org <orgId> for /v1/organizations/{orgId}/api-keys, --system for system keys');
 
-  const list = addWhere(key.command('list').description('list API keys, newest first')).action(
-    async (options: Where & PageOptions, command: Command) => {
+  const list = addWhere(key.command('list').description('list API keys, newest first'))
+    .option('--status <status>', 'only keys with this status: active, quarantined, expired, revoked')
+    .option('--flag <flag>', 'only keys with this hygiene flag (rotation_due, inactive, expiring_soon, no_expiry, broad_scopes, creator_removed, leaked)')
+    .option('--search <text>', 'an exact id or hint, or the start of the name')
+    .action(async (options: Where & PageOptions & { status?: string; flag?: string; search?: string }, command: Command) => {
       const connection = await connect(command);
-      printList(connection, await fetchList<ApiKey>(connection, basePath(options), {}, options, 'API keys'), COLUMNS, 'API keys');
-    },
-  );
+      // The server checks the values (400 validation_error names a bad one).
+      const query = { status: options.status, flag: options.flag, q: options.search };
+      printList(connection, await fetchList<ApiKey>(connection, basePath(options), query, options, 'API keys'), COLUMNS, 'API keys');
+    });
   addPageOptions(list, 'keys');
 
   addWhere(key.command('get').description('show an API key').argument('<keyId>', 'the key id (the 20 characters after sk_)')).action(

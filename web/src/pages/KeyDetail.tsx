@@ -452,20 +452,18 @@ function RefusalsSection({ usage, rangeLabel }: { usage: KeyUsage; rangeLabel: s
 
 const BUCKET_NAMES = { minute: 'Minute', hour: 'Hour', day: 'Day' } as const;
 
-/** Pages of the audit log scanned for the key's events per "Look further back" (100 events each). */
-const AUDIT_PAGES_PER_SCAN = 5;
+/** Events the key's trail loads at a time (the first page, then per "Look further back"). */
+const AUDIT_PAGE_SIZE = 100;
 
 interface Trail {
   events: AuditEvent[];
-  /** Cursor of the scan for events that target the key; null when the log's start was reached. */
+  /** Cursor of the events that target the key; null when the oldest was reached. */
   next: string | null;
-  scanned: number;
 }
 
 /**
- * The key's audit trail: the events whose target is the key (its lifecycle, grace ends, leaks) and
- * those it made itself as actor (refusals). The audit API filters by actor but not by target, so the
- * target events come from scanning the newest events, a few pages at a time.
+ * The key's audit trail: the events whose target is the key (its lifecycle, grace ends, leaks;
+ * `?targetId=`) and those it made itself as actor (refusals; `?actorType=api_key&actorId=`).
  */
 function AuditTrail({ tier, organizationId, keyId }: { tier: Tier; organizationId: string | null; keyId: string }) {
   const { permissions, me } = useSession();
@@ -473,20 +471,11 @@ function AuditTrail({ tier, organizationId, keyId }: { tier: Tier; organizationI
   const canRead = tier === 'system' ? me.user.isGlobalAdmin : permissions.can('audit:read');
   const more = useAction();
 
-  const scan = useCallback(
-    async (cursor: string | undefined): Promise<{ found: AuditEvent[]; next: string | null; scanned: number }> => {
-      const found: AuditEvent[] = [];
-      let next: string | null = cursor ?? null;
-      let scanned = 0;
-      for (let i = 0; i < AUDIT_PAGES_PER_SCAN; i++) {
-        const page = await keyIntelligenceApi.auditPage(tier, organizationId, { limit: 100, startingAfter: next ?? undefined });
-        scanned += page.data.length;
-        found.push(...page.data.filter((e) => e.target?.id === keyId));
-        const last = page.data[page.data.length - 1];
-        next = page.hasMore && last ? last.id : null;
-        if (!next) break;
-      }
-      return { found, next, scanned };
+  const targeting = useCallback(
+    async (cursor: string | undefined): Promise<{ found: AuditEvent[]; next: string | null }> => {
+      const page = await keyIntelligenceApi.auditPage(tier, organizationId, { limit: AUDIT_PAGE_SIZE, targetId: keyId, startingAfter: cursor });
+      const last = page.data[page.data.length - 1];
+      return { found: page.data, next: page.hasMore && last ? last.id : null };
     },
     [tier, organizationId, keyId],
   );
@@ -494,18 +483,18 @@ function AuditTrail({ tier, organizationId, keyId }: { tier: Tier; organizationI
   const trail = useLoad<Trail | null>(async () => {
     if (!canRead) return null;
     const [targeted, acted] = await Promise.all([
-      scan(undefined),
-      keyIntelligenceApi.auditPage(tier, organizationId, { limit: 100, actorType: 'api_key', actorId: keyId }),
+      targeting(undefined),
+      keyIntelligenceApi.auditPage(tier, organizationId, { limit: AUDIT_PAGE_SIZE, actorType: 'api_key', actorId: keyId }),
     ]);
-    return { events: merge(targeted.found, acted.data), next: targeted.next, scanned: targeted.scanned };
+    return { events: merge(targeted.found, acted.data), next: targeted.next };
   });
 
   const lookFurther = async () => {
     const current = trail.data;
     if (!current?.next) return;
     await more.run(async () => {
-      const further = await scan(current.next!);
-      trail.setData((t) => (t ? { events: merge(t.events, further.found), next: further.next, scanned: t.scanned + further.scanned } : t));
+      const further = await targeting(current.next!);
+      trail.setData((t) => (t ? { events: merge(t.events, further.found), next: further.next } : t));
     });
   };
 
@@ -520,7 +509,7 @@ function AuditTrail({ tier, organizationId, keyId }: { tier: Tier; organizationI
           <ErrorAlert error={trail.error} />
           {trail.data &&
             (trail.data.events.length === 0 ? (
-              <Empty>No events about this key in the newest {formatCount(trail.data.scanned)} events.</Empty>
+              <Empty>No events about this key.</Empty>
             ) : (
               <div className="table-wrap">
                 <table className="table table-compact">

@@ -91,7 +91,11 @@ const DEFAULT_VIEW: ListView = { tab: 'all', search: '', flag: '', sort: 'create
 
 const time = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
 
-/** The keys a view shows, in its order; keys the list has loaded only (the API filters nothing yet). */
+/**
+ * The keys a view shows, in its order, over the keys the list has loaded: tabs, search and sort answer
+ * at once without a round trip (the API filters the same way, `status`, `flag`, `q`, for scripts and
+ * lists longer than a page).
+ */
 function viewKeys(keys: readonly KeyView[], view: ListView, options: { ignoreTab?: boolean } = {}): KeyView[] {
   const needle = view.search.trim().toLowerCase().replace(/^…/, '');
   const shown = keys.filter(

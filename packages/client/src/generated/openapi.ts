@@ -290,7 +290,7 @@ export interface paths {
         };
         /**
          * List API keys
-         * @description Newest first; cursor-paginated.
+         * @description Newest first; cursor-paginated. Filter by `status`, by hygiene `flag`, and by `q` (an exact id or hint, or the start of the name); filters apply before the page is cut, so a cursor walks the filtered list.
          *
          *     An organization API key with `api_key:read`, or an admin session whose role in the organization grants it.
          */
@@ -318,7 +318,7 @@ export interface paths {
         };
         /**
          * List API keys (organization in the path)
-         * @description Newest first; cursor-paginated.
+         * @description Newest first; cursor-paginated. Filter by `status`, by hygiene `flag`, and by `q` (an exact id or hint, or the start of the name); filters apply before the page is cut, so a cursor walks the filtered list.
          *
          *     An organization API key with `api_key:read`, or an admin session whose role in the organization grants it.
          */
@@ -498,7 +498,7 @@ export interface paths {
         };
         /**
          * List system API keys
-         * @description Newest first; cursor-paginated.
+         * @description Newest first; cursor-paginated. Filter by `status`, by hygiene `flag`, and by `q` (an exact id or hint, or the start of the name); filters apply before the page is cut, so a cursor walks the filtered list.
          *
          *     A global admin's session only.
          */
@@ -1034,7 +1034,7 @@ export interface paths {
         };
         /**
          * List the organization's audit events
-         * @description Newest first; filter by action, actor and time range. Reading is itself audited (`audit.read`).
+         * @description Newest first; filter by action, actor, target and time range. Reading is itself audited (`audit.read`).
          *
          *     An organization API key with `audit:read`, or an admin session whose role in the organization grants it.
          */
@@ -1056,7 +1056,7 @@ export interface paths {
         };
         /**
          * List the organization's audit events (organization in the path)
-         * @description Newest first; filter by action, actor and time range. Reading is itself audited (`audit.read`).
+         * @description Newest first; filter by action, actor, target and time range. Reading is itself audited (`audit.read`).
          *
          *     An organization API key with `audit:read`, or an admin session whose role in the organization grants it.
          */
@@ -4427,6 +4427,12 @@ export interface operations {
                 limit?: number;
                 /** @description The id of the last item of the previous page */
                 startingAfter?: string;
+                /** @description Only keys with this status */
+                status?: "active" | "quarantined" | "expired" | "revoked";
+                /** @description Only keys carrying this hygiene flag (SPEC §12), judged as the `flags` of the listed keys are */
+                flag?: "rotation_due" | "inactive" | "expiring_soon" | "no_expiry" | "broad_scopes" | "creator_removed" | "leaked";
+                /** @description Only the key with this exact id or hint, or keys whose name starts with this text (any case) */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -4517,6 +4523,12 @@ export interface operations {
                 limit?: number;
                 /** @description The id of the last item of the previous page */
                 startingAfter?: string;
+                /** @description Only keys with this status */
+                status?: "active" | "quarantined" | "expired" | "revoked";
+                /** @description Only keys carrying this hygiene flag (SPEC §12), judged as the `flags` of the listed keys are */
+                flag?: "rotation_due" | "inactive" | "expiring_soon" | "no_expiry" | "broad_scopes" | "creator_removed" | "leaked";
+                /** @description Only the key with this exact id or hint, or keys whose name starts with this text (any case) */
+                q?: string;
             };
             header?: never;
             path: {
@@ -5035,6 +5047,12 @@ export interface operations {
                 limit?: number;
                 /** @description The id of the last item of the previous page */
                 startingAfter?: string;
+                /** @description Only keys with this status */
+                status?: "active" | "quarantined" | "expired" | "revoked";
+                /** @description Only keys carrying this hygiene flag (SPEC §12), judged as the `flags` of the listed keys are */
+                flag?: "rotation_due" | "inactive" | "expiring_soon" | "no_expiry" | "broad_scopes" | "creator_removed" | "leaked";
+                /** @description Only the key with this exact id or hint, or keys whose name starts with this text (any case) */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -6410,6 +6428,8 @@ export interface operations {
                 /** @description `user`, `api_key` or `system` */
                 actorType?: string;
                 actorId?: string;
+                /** @description Only events whose target has this id (e.g. an API key id: its whole trail) */
+                targetId?: string;
                 /** @description RFC 3339 date-time, inclusive */
                 from?: string;
                 /** @description RFC 3339 date-time, exclusive */
@@ -6452,6 +6472,8 @@ export interface operations {
                 /** @description `user`, `api_key` or `system` */
                 actorType?: string;
                 actorId?: string;
+                /** @description Only events whose target has this id (e.g. an API key id: its whole trail) */
+                targetId?: string;
                 /** @description RFC 3339 date-time, inclusive */
                 from?: string;
                 /** @description RFC 3339 date-time, exclusive */
@@ -6497,6 +6519,8 @@ export interface operations {
                 /** @description `user`, `api_key` or `system` */
                 actorType?: string;
                 actorId?: string;
+                /** @description Only events whose target has this id (e.g. an API key id: its whole trail) */
+                targetId?: string;
                 /** @description RFC 3339 date-time, inclusive */
                 from?: string;
                 /** @description RFC 3339 date-time, exclusive */
