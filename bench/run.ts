@@ -8,8 +8,11 @@
  * DATABASE is refused), else the embedded PostgreSQL in a temporary data directory (removed).
  *
  * Scenarios (BENCH_SCENARIOS=a,b,... runs a subset; default all):
- *   healthz whoami forged malformed org keys peer   throughput, alternating rounds (scenarios/throughput.ts);
+ *   healthz whoami forged malformed org keys client peer   throughput, alternating rounds (scenarios/throughput.ts);
  *                                                    healthz runs whenever any of them does
+ *   floor-healthz floor-whoami floor-forged floor-malformed floor-client   the same requests to the floor
+ *                app (floor/app.ts: bare Fastify) in the same rounds; each runs whenever its Paygate
+ *                scenario does (and naming one runs its Paygate scenario too); BENCH_FLOOR=0 skips them
  *   flood        1M forged tokens, Paygate RSS sampled every second (scenarios/flood.ts); BENCH_SKIP_FLOOD=1 skips it
  *   scale        whoami latency with 1k / 100k / 1M keys in PostgreSQL, cold and warm (scenarios/scale.ts)
  *   revocation   two nodes on one database: revoke on A, lag until B refuses (scenarios/revocation.ts)
@@ -27,7 +30,9 @@
  * BENCH_FLOOD_REQUESTS (1000000), BENCH_MAX_KEYS (1000000), BENCH_COLD_KEYS (200), BENCH_WARM_PASSES (5),
  * BENCH_LAG_TRIALS (200), BENCH_WEBHOOK_BURST (1000), BENCH_WEBHOOK_RATE (200), BENCH_WEBHOOK_SECONDS (20),
  * BENCH_WEBHOOK_COST_REQUESTS (300), BENCH_LEAK_TRIALS (100), BENCH_REPORT_KEYS (100000),
- * BENCH_USAGE_ROUNDS (5), BENCH_USAGE_ROUND_REQUESTS (20000), BENCH_USAGE_FLOOD (1000000), BENCH_USAGE_KEYS (100000), BENCH_CPU_PROF=<dir> (the main Paygate node runs with --cpu-prof).
+ * BENCH_USAGE_ROUNDS (5), BENCH_USAGE_ROUND_REQUESTS (20000), BENCH_USAGE_FLOOD (1000000), BENCH_USAGE_KEYS (100000), BENCH_CPU_PROF=<dir> (the main Paygate node runs with --cpu-prof),
+ * BENCH_FLOOR (1; 0 skips the floor), BENCH_PIN (on with >= 2 CPUs and taskset: the main node, the floor
+ * app and the peer on CPU 1, this process on CPU 0, while the main node runs; 0 disables).
  * Every child process, temporary database and directory is removed at the end, after an error, and on Ctrl-C.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -37,11 +42,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkInterrupted, cleanupAll, defer, installSignalHandlers, Interrupted, runState } from './lib/cleanup.js';
 import { failedSection, freePort, intEnv, log, machine, redactUrl, ROOT, withDatabase, type Section } from './lib/common.js';
-import { startPaygate, stopOrphanPostgres, type PaygateNode } from './lib/children.js';
+import { pinGenerator, pinning, pinToServerCpu, startPaygate, stopOrphanPostgres, unpinGenerator, unpinProcessTree, type PaygateNode } from './lib/children.js';
 import { createScratchDatabase, DbObserver } from './lib/db.js';
-import { createKey, createOrganization, HttpClient, login } from './lib/http.js';
+import { createKey, createOrganization, expectStatus, HttpClient, login, type CreatedKey } from './lib/http.js';
 import { autocannonVersion } from './lib/load.js';
 import { startPeer, type Peer } from './peer/peer.js';
+import { startFloor, type Floor } from './floor/floor.js';
 import { runFlood } from './scenarios/flood.js';
 import { runRevocation } from './scenarios/revocation.js';
 import { runScale } from './scenarios/scale.js';
@@ -49,7 +55,7 @@ import { runReport } from './scenarios/report.js';
 import { runWebhooks } from './scenarios/webhooks.js';
 import { runLeaks } from './scenarios/leaks.js';
 import { runUsage } from './scenarios/usage.js';
-import { runThroughput, THROUGHPUT_SCENARIOS, type ScenarioName } from './scenarios/throughput.js';
+import { FLOOR_OF, FLOOR_TARGET_NAMES, isFloorScenario, runThroughput, THROUGHPUT_SCENARIOS, type ScenarioName } from './scenarios/throughput.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Settings
@@ -83,9 +89,17 @@ function selectedScenarios(): { throughput: ScenarioName[]; other: Set<OtherScen
   const wanted = raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : ALL_NAMES;
   const unknown = wanted.filter((s) => !ALL_NAMES.includes(s));
   if (unknown.length) throw new Error(`BENCH_SCENARIOS: unknown ${unknown.join(', ')} (known: ${ALL_NAMES.join(', ')})`);
-  let throughput = THROUGHPUT_SCENARIOS.filter((s) => wanted.includes(s));
+  const chosen = new Set(THROUGHPUT_SCENARIOS.filter((s) => wanted.includes(s)));
+  // A floor scenario is read against its Paygate scenario: naming it runs that too.
+  for (const s of [...chosen]) if (isFloorScenario(s)) chosen.add(FLOOR_OF[s]);
   // The healthz baseline runs whenever any throughput scenario does.
-  if (throughput.length > 0 && !throughput.includes('healthz')) throughput = ['healthz', ...throughput];
+  if (chosen.size > 0) chosen.add('healthz');
+  // Every Paygate scenario with a floor runs with it (BENCH_FLOOR=0: none of them).
+  for (const [floor, paygate] of Object.entries(FLOOR_OF) as [ScenarioName, ScenarioName][]) {
+    if (process.env.BENCH_FLOOR === '0') chosen.delete(floor);
+    else if (chosen.has(paygate)) chosen.add(floor);
+  }
+  const throughput = THROUGHPUT_SCENARIOS.filter((s) => chosen.has(s));
   const other = new Set(OTHER_SCENARIOS.filter((s) => wanted.includes(s)));
   if (process.env.BENCH_SKIP_FLOOD === '1') other.delete('flood');
   return { throughput, other };
@@ -119,7 +133,9 @@ interface MainNode {
   sessionToken: string;
   organizationId: string;
   adminKey: string;
-  keys: { whoami: { id: string; secret: string }; org: { id: string; secret: string }; keys: { id: string; secret: string } };
+  keys: { whoami: CreatedKey; org: CreatedKey; keys: CreatedKey; client: CreatedKey };
+  /** A client of the organization, for the client read scenarios. */
+  clientId: string;
 }
 
 async function startMainNode(): Promise<MainNode> {
@@ -183,22 +199,39 @@ async function startMainNode(): Promise<MainNode> {
 
   if (CPU_PROF_DIR) fs.mkdirSync(CPU_PROF_DIR, { recursive: true });
   log(`starting Paygate (${mode}) on 127.0.0.1:${port}`);
-  const node = await startPaygate('Paygate', env, port, CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : []);
+  // The server under test: pinned to the server CPU (BENCH_PIN), like the floor app.
+  const node = await startPaygate('Paygate', env, port, CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [], undefined, { pinned: true });
   const paygateDatabaseUrl = await resolveDatabaseUrl();
-  // Embedded: the role `paygate` is the server's superuser, so it may create the peer's database.
-  if (mode === 'embedded') adminUrl = withDatabase(paygateDatabaseUrl, 'postgres');
+  if (mode === 'embedded') {
+    // Embedded: the role `paygate` is the server's superuser, so it may create the peer's database.
+    adminUrl = withDatabase(paygateDatabaseUrl, 'postgres');
+    // The embedded PostgreSQL inherited the pinned node's CPU; the database is not the server under test.
+    if (pinning) {
+      const pid = Number((await fsp.readFile(path.join(env.PAYGATE_DATA_DIR!, 'postgres', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      await unpinProcessTree(pid);
+    }
+  }
 
   const client = new HttpClient(node.baseUrl, 4);
   defer('close the HTTP client', async () => client.close());
   const sessionToken = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD);
-  const org = await createOrganization(client, sessionToken, `Bench ${randomBytes(3).toString('hex')}`, { name: 'bench admin key', scopes: ['api_key:*', 'client:read', 'organization:read'] });
+  const org = await createOrganization(client, sessionToken, `Bench ${randomBytes(3).toString('hex')}`, {
+    name: 'bench admin key',
+    scopes: ['api_key:*', 'client:read', 'client:create', 'organization:read'],
+  });
   const adminKey = org.initialKey!.secret;
   const keys = {
     whoami: await createKey(client, adminKey, 'bench whoami', ['client:read']),
     org: await createKey(client, adminKey, 'bench organization reader', ['organization:read']),
     keys: await createKey(client, adminKey, 'bench key reader', ['api_key:read']),
+    client: await createKey(client, adminKey, 'bench client reader', ['client:read']),
   };
-  return { node, mode, databaseNote, databaseUrl: paygateDatabaseUrl, adminUrl, client, sessionToken, organizationId: org.id, adminKey, keys };
+  const created = expectStatus(
+    await client.post('/v1/clients', { name: 'Bench Client', email: 'bench-client@example.com', metadata: { crmId: '1042' } }, adminKey),
+    201,
+    'creating a client',
+  );
+  return { node, mode, databaseNote, databaseUrl: paygateDatabaseUrl, adminUrl, client, sessionToken, organizationId: org.id, adminKey, keys, clientId: created.id };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -212,6 +245,17 @@ async function guarded(title: string, targetNames: string[], run: () => Promise<
     if (error instanceof Interrupted || runState.interrupted) throw new Interrupted();
     log(`${title} failed: ${error instanceof Error ? error.stack : String(error)}`);
     return failedSection(title, error, targetNames);
+  }
+}
+
+/** Like guarded, for a scenario that reports in more than one section. */
+async function guardedAll(title: string, targetNames: string[], run: () => Promise<Section[]>): Promise<Section[]> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof Interrupted || runState.interrupted) throw new Interrupted();
+    log(`${title} failed: ${error instanceof Error ? error.stack : String(error)}`);
+    return [failedSection(title, error, targetNames)];
   }
 }
 
@@ -229,6 +273,8 @@ async function main(): Promise<number> {
   try {
     const needsMain = selected.throughput.length > 0 || selected.other.has('flood') || selected.other.has('scale') || selected.other.has('report');
     if (needsMain) {
+      // While the main node runs: the load generator on one CPU, the servers under test on another.
+      pinGenerator();
       const main = await startMainNode();
       mode = main.mode;
       databaseNote = main.databaseNote;
@@ -241,6 +287,7 @@ async function main(): Promise<number> {
           try {
             if (!main.adminUrl) throw new Error('no role that may CREATE DATABASE on the PostgreSQL server');
             const p = await startPeer(main.adminUrl);
+            pinToServerCpu(p.child.pid);
             peer = { peer: p, observer: await DbObserver.open(p.databaseUrl) };
           } catch (error) {
             if (error instanceof Interrupted || runState.interrupted) throw new Interrupted();
@@ -249,24 +296,35 @@ async function main(): Promise<number> {
             scenarios = scenarios.filter((s) => s !== 'peer');
           }
         }
+        let floor: Floor | null = null;
+        if (scenarios.some(isFloorScenario)) {
+          // Seeded with the very keys the Paygate scenarios present, on Paygate's own database.
+          const seed = (key: CreatedKey, scopes: string[]) => ({ token: key.secret, keyId: key.id, organizationId: main.organizationId, scopes });
+          floor = await startFloor([seed(main.keys.whoami, ['client:read']), seed(main.keys.client, ['client:read'])], main.databaseUrl);
+        }
+        const floorTargets = scenarios.some(isFloorScenario) ? FLOOR_TARGET_NAMES : [];
         sections.push(
-          await guarded('Throughput (alternating rounds)', ['whoami >= 0.9 of healthz', 'forged >= 0.85 of healthz', 'zero DB queries per forged token'], () =>
+          ...(await guardedAll('Throughput (alternating rounds)', ['whoami >= 0.9 of healthz', 'forged >= 0.85 of healthz', 'zero DB queries per forged token', ...floorTargets], () =>
             runThroughput({
               node: main.node,
               client: main.client,
               sessionToken: main.sessionToken,
               organizationId: main.organizationId,
               keys: main.keys,
+              clientId: main.clientId,
               observer,
               peer,
+              floor,
+              pinning,
               scenarios,
               rounds: ROUNDS,
               durationS: DURATION_S,
               warmupS: WARMUP_S,
               connections: CONNECTIONS,
             }),
-          ),
+          )),
         );
+        await floor?.stop();
         if (peer) {
           await peer.observer.close();
           await peer.peer.stop();
@@ -309,6 +367,7 @@ async function main(): Promise<number> {
       await observer.close();
       log('stopping Paygate (SIGTERM)');
       await main.node.stop();
+      unpinGenerator();
     }
     checkInterrupted();
     if (selected.other.has('revocation')) {
@@ -396,6 +455,9 @@ async function writeResults(r: {
   md.push(`| database mode | **${r.mode}**${r.databaseNote ? `: ${r.databaseNote}` : ''} |`);
   md.push(
     `| processes | Paygate: child process \`node --import tsx src/main.ts\`, LOG_LEVEL=warn, on 127.0.0.1${CPU_PROF_DIR ? ' (main node with --cpu-prof)' : ''}; load generator (autocannon ${autocannonVersion()}) and latency probes in the parent process; all traffic to 127.0.0.1 |`,
+  );
+  md.push(
+    `| pinning | ${pinning ? `while the main node runs: Paygate's main node, the floor app and the peer on CPU ${pinning.server} (\`taskset -c ${pinning.server}\`), the bench process (load generator) on CPU ${pinning.generator}, PostgreSQL and the other scenarios' processes on all CPUs (${pinning.all})` : 'off (BENCH_PIN=0, fewer than 2 CPUs, or no taskset)'} |`,
   );
   md.push(`| scenarios | ${[...r.selected.throughput, ...r.selected.other].join(', ')} |`);
   md.push('');

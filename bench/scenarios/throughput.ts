@@ -7,7 +7,11 @@
  *   malformed  whoami with `Bearer sk_short`
  *   org        GET /v1/organization with a key holding organization:read (a resource read)
  *   keys       GET /v1/api-keys?limit=10 with a key holding api_key:read (a resource read)
+ *   client     GET /v1/clients/{id} with a key holding client:read (a single-row read)
  *   peer       the Better Auth peer: GET /whoami -> auth.api.verifyApiKey per request
+ *   floor-*    the same requests to the floor app (bench/floor/app.ts: bare Fastify, one hook, one
+ *              query), each right after its Paygate scenario in every round: floor-healthz,
+ *              floor-whoami, floor-forged, floor-malformed, floor-client ("Against the floor")
  * Database work per request: PostgreSQL's transaction counter (pg_stat_database) of the server's own
  * database around every measured window, the verifier's key-lookup counter (GET /v1/system/health)
  * around every Paygate window, and the audit rows written.
@@ -19,14 +23,32 @@ import { fmt, log, machineBusySeconds, median, percentile, processCpuSeconds, sl
 import type { DbObserver } from '../lib/db.js';
 import { expectStatus, HttpClient, systemHealth, type CreatedKey } from '../lib/http.js';
 import { forgedRequest, forgedToken, runLoad } from '../lib/load.js';
-import type { PaygateNode } from '../lib/children.js';
+import type { PaygateNode, Pinning } from '../lib/children.js';
 import type { Peer } from '../peer/peer.js';
-import { parseToken } from '../../src/keys/token.js';
+import type { Floor } from '../floor/floor.js';
+import { checksum, parseToken } from '../../src/keys/token.js';
 
-export type ScenarioName = 'healthz' | 'whoami' | 'forged' | 'malformed' | 'org' | 'keys' | 'peer';
-export const THROUGHPUT_SCENARIOS: ScenarioName[] = ['healthz', 'whoami', 'forged', 'malformed', 'org', 'keys', 'peer'];
+export type PaygateScenario = 'healthz' | 'whoami' | 'forged' | 'malformed' | 'org' | 'keys' | 'client' | 'peer';
+export type FloorScenario = 'floor-healthz' | 'floor-whoami' | 'floor-forged' | 'floor-malformed' | 'floor-client';
+export type ScenarioName = PaygateScenario | FloorScenario;
+/** Round order: every floor scenario right after the Paygate scenario it is the floor of. */
+export const THROUGHPUT_SCENARIOS: ScenarioName[] = [
+  'healthz', 'floor-healthz', 'whoami', 'floor-whoami', 'forged', 'floor-forged', 'malformed', 'floor-malformed', 'org', 'keys', 'client', 'floor-client', 'peer',
+];
+/** The Paygate scenario each floor scenario is the floor of. */
+export const FLOOR_OF: Record<FloorScenario, PaygateScenario> = {
+  'floor-healthz': 'healthz',
+  'floor-whoami': 'whoami',
+  'floor-forged': 'forged',
+  'floor-malformed': 'malformed',
+  'floor-client': 'client',
+};
+export const isFloorScenario = (s: ScenarioName): s is FloorScenario => s.startsWith('floor-');
 
-const EXPECTED_STATUS: Record<ScenarioName, number> = { healthz: 200, whoami: 200, forged: 401, malformed: 401, org: 200, keys: 200, peer: 200 };
+const EXPECTED_STATUS: Record<ScenarioName, number> = {
+  healthz: 200, whoami: 200, forged: 401, malformed: 401, org: 200, keys: 200, client: 200, peer: 200,
+  'floor-healthz': 200, 'floor-whoami': 200, 'floor-forged': 401, 'floor-malformed': 401, 'floor-client': 200,
+};
 export const LABEL: Record<ScenarioName, string> = {
   healthz: 'GET /healthz (baseline)',
   whoami: 'GET /v1/auth/whoami, valid org key',
@@ -34,9 +56,30 @@ export const LABEL: Record<ScenarioName, string> = {
   malformed: 'whoami, malformed token (sk_short)',
   org: 'resource read: GET /v1/organization (organization:read key)',
   keys: 'resource read: GET /v1/api-keys?limit=10 (api_key:read key)',
+  client: 'resource read: GET /v1/clients/{id} (client:read key)',
   peer: 'peer: Better Auth verifyApiKey (GET /whoami)',
+  'floor-healthz': 'floor: GET /healthz (bare route)',
+  'floor-whoami': 'floor: GET /v1/auth/whoami, valid key',
+  'floor-forged': 'floor: whoami, forged well-formed token',
+  'floor-malformed': 'floor: whoami, malformed token (sk_short)',
+  'floor-client': 'floor: GET /v1/clients/{id} (one pg query)',
 };
 const TARGETS = { whoami: 0.9, forged: 0.85 } as const;
+/** Paygate's req/s as a share of the floor's, same rounds (issue 13); null: informational. */
+const FLOOR_PAIRS: { paygate: PaygateScenario; floor: FloorScenario; label: string; target: number | null }[] = [
+  { paygate: 'healthz', floor: 'floor-healthz', label: 'healthz / floor bare route', target: 0.9 },
+  { paygate: 'whoami', floor: 'floor-whoami', label: 'whoami / floor authenticated route', target: 0.85 },
+  { paygate: 'forged', floor: 'floor-forged', label: 'forged / floor authenticated route', target: 0.8 },
+  // The issue's target compares a malformed token with the bare route (a refusal at parse should cost
+  // no more than answering); the floor's own refusal at parse is shown beside it.
+  { paygate: 'malformed', floor: 'floor-healthz', label: 'malformed / floor bare route', target: 0.9 },
+  { paygate: 'malformed', floor: 'floor-malformed', label: "malformed / floor's refusal at parse", target: null },
+  { paygate: 'client', floor: 'floor-client', label: 'client read / floor client route', target: null },
+];
+export const FLOOR_TARGET_NAMES = FLOOR_PAIRS.map((p) => floorTargetName(p));
+function floorTargetName(p: (typeof FLOOR_PAIRS)[number]): string {
+  return p.target === null ? `${p.label} (no numeric target)` : `${p.label} >= ${p.target.toFixed(2)} (req/s ratio, same rounds)`;
+}
 /** A measured window with more transactions than this delays the next one on its database... */
 const HEAVY_WINDOW_TX = 200;
 /** ...until this long after it ended (PostgreSQL's idle statistics flush is 10 s). */
@@ -47,9 +90,15 @@ export interface ThroughputContext {
   client: HttpClient;
   sessionToken: string;
   organizationId: string;
-  keys: { whoami: CreatedKey; org: CreatedKey; keys: CreatedKey };
+  keys: { whoami: CreatedKey; org: CreatedKey; keys: CreatedKey; client: CreatedKey };
+  /** The client that `client` and `floor-client` read (made over HTTP in set-up). */
+  clientId: string;
   observer: DbObserver;
   peer: { peer: Peer; observer: DbObserver } | null;
+  /** The floor app; required when a floor-* scenario is selected. */
+  floor: Floor | null;
+  /** CPU pinning of this run (bench/lib/children.ts), for the report. */
+  pinning: Pinning | null;
   scenarios: ScenarioName[];
   rounds: number;
   durationS: number;
@@ -111,8 +160,13 @@ function requestOptions(scenario: ScenarioName, ctx: ThroughputContext): autocan
       return { ...base, requests: [{ method: 'GET', path: '/v1/organization', headers: auth(ctx.keys.org.secret) }] };
     case 'keys':
       return { ...base, requests: [{ method: 'GET', path: '/v1/api-keys?limit=10', headers: auth(ctx.keys.keys.secret) }] };
+    case 'client':
+      return { ...base, requests: [{ method: 'GET', path: `/v1/clients/${ctx.clientId}`, headers: auth(ctx.keys.client.secret) }] };
     case 'peer':
       return { ...base, url: ctx.peer!.peer.baseUrl, requests: [{ method: 'GET', path: '/whoami', headers: auth(ctx.peer!.peer.key) }] };
+    default:
+      // The floor answers the same requests on the same paths.
+      return { ...requestOptions(FLOOR_OF[scenario], ctx), url: ctx.floor!.baseUrl };
   }
 }
 
@@ -138,6 +192,11 @@ async function sanityChecks(ctx: ThroughputContext): Promise<void> {
     body = expectStatus(await c.get('/v1/api-keys?limit=10', ctx.keys.keys.secret), 200, 'GET /v1/api-keys?limit=10');
     check(Array.isArray(body?.data) && body.data.length > 0, 'GET /v1/api-keys lists keys', body);
   }
+  if (ctx.scenarios.includes('client')) {
+    body = expectStatus(await c.get(`/v1/clients/${ctx.clientId}`, ctx.keys.client.secret), 200, 'GET /v1/clients/{id}');
+    check(body?.id === ctx.clientId && body?.object === 'client', 'GET /v1/clients/{id} returns the client', body);
+  }
+  if (ctx.scenarios.some(isFloorScenario)) await floorSanityChecks(ctx, sample, check);
   if (ctx.peer) {
     const peerClient = new HttpClient(ctx.peer.peer.baseUrl, 1);
     try {
@@ -152,7 +211,46 @@ async function sanityChecks(ctx: ThroughputContext): Promise<void> {
   }
 }
 
-export async function runThroughput(ctx: ThroughputContext): Promise<Section> {
+/** The floor answers like Paygate: same statuses, same body shapes, the same refusals. */
+async function floorSanityChecks(ctx: ThroughputContext, forged: string, check: (ok: boolean, what: string, body: unknown) => void): Promise<void> {
+  if (!ctx.floor) throw new Error('floor scenarios selected but no floor app');
+  const f = new HttpClient(ctx.floor.baseUrl, 1);
+  try {
+    let body = expectStatus(await f.get('/healthz'), 200, 'floor GET /healthz');
+    check(body?.status === 'ok', 'floor GET /healthz', body);
+    const paygateWhoami = expectStatus(await ctx.client.get('/v1/auth/whoami', ctx.keys.whoami.secret), 200, 'whoami with the org key');
+    body = expectStatus(await f.get('/v1/auth/whoami', ctx.keys.whoami.secret), 200, 'floor whoami with the org key');
+    check(JSON.stringify(Object.keys(body ?? {})) === JSON.stringify(Object.keys(paygateWhoami ?? {})) && body.keyId === ctx.keys.whoami.id, "floor whoami has the shape of Paygate's", body);
+    const secret = ctx.keys.whoami.secret;
+    // A known id with another secret: the digest comparison, not the Map, refuses it.
+    const wrongSecret = forgedWithId(secret);
+    const paygateRefusal = expectStatus(await ctx.client.get('/v1/auth/whoami', forged), 401, 'forged token');
+    for (const [token, what] of [[forged, 'forged token'], ['sk_short', 'malformed token'], [wrongSecret, 'known id, wrong secret']] as const) {
+      const result = await f.get('/v1/auth/whoami', token);
+      body = expectStatus(result, 401, `floor whoami, ${what}`);
+      const sameShape = JSON.stringify(Object.keys(body ?? {})) === JSON.stringify(Object.keys(paygateRefusal ?? {}));
+      check(sameShape && body?.code === 'invalid_api_key' && body?.type === paygateRefusal?.type, `floor whoami, ${what}: Paygate's problem+json`, body);
+    }
+    if (ctx.scenarios.includes('floor-client')) {
+      body = expectStatus(await f.get(`/v1/clients/${ctx.clientId}`, ctx.keys.client.secret), 200, 'floor GET /v1/clients/{id}');
+      const paygateClient = expectStatus(await ctx.client.get(`/v1/clients/${ctx.clientId}`, ctx.keys.client.secret), 200, 'GET /v1/clients/{id}');
+      check(JSON.stringify(body) === JSON.stringify(paygateClient), 'floor GET /v1/clients/{id} answers what Paygate does', body);
+    }
+  } finally {
+    f.close();
+  }
+}
+
+/** A well-formed token (valid checksum) with the id of `token` and a fresh secret. */
+function forgedWithId(token: string): string {
+  const parsed = parseToken(token);
+  if (!parsed.ok) throw new Error('a bench key does not parse');
+  const other = forgedToken();
+  const body = `sk_${parsed.token.id}${other.slice(3 + 20, -6)}`;
+  return body + checksum(body);
+}
+
+export async function runThroughput(ctx: ThroughputContext): Promise<Section[]> {
   await sanityChecks(ctx);
   const { scenarios, rounds, durationS, warmupS, connections } = ctx;
   const measurements: Measurement[] = [];
@@ -164,14 +262,17 @@ export async function runThroughput(ctx: ThroughputContext): Promise<Section> {
     for (const scenario of scenarios) {
       checkInterrupted();
       const isPeer = scenario === 'peer';
+      const isFloor = isFloorScenario(scenario);
       const options = requestOptions(scenario, ctx);
+      // The floor works on Paygate's database: its windows are read on Paygate's observer.
       const observer = isPeer ? ctx.peer!.observer : ctx.observer;
-      const pid = isPeer ? ctx.peer!.peer.child.pid : ctx.node.pid;
+      const pid = isPeer ? ctx.peer!.peer.child.pid : isFloor ? ctx.floor!.child.pid : ctx.node.pid;
       const settle = (heavyEnded.get(observer) ?? 0) + STATS_DELAY_MS - warmupS * 1000 - Date.now();
       if (settle > 0) await sleep(settle);
       // Key lookups and audit rows span warm-up + measured run; PostgreSQL transactions the measured run only.
-      const healthBefore = isPeer ? null : await systemHealth(ctx.client, ctx.sessionToken);
-      const auditBefore = isPeer ? 0 : await observer.invalidKeyAuditRows();
+      const isPaygate = !isPeer && !isFloor;
+      const healthBefore = isPaygate ? await systemHealth(ctx.client, ctx.sessionToken) : null;
+      const auditBefore = isPaygate ? await observer.invalidKeyAuditRows() : 0;
       if (warmupS > 0) await runLoad(options, { durationS: warmupS });
       const txWarm = await observer.transactions();
       const before = { generator: process.cpuUsage(), server: await processCpuSeconds(pid), machine: await machineBusySeconds(), at: process.hrtime.bigint() };
@@ -212,7 +313,7 @@ export async function runThroughput(ctx: ThroughputContext): Promise<Section> {
       }
       measurements.push(m);
       log(
-        `round ${round} ${scenario.padEnd(9)} ${fmt(m.rps).padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
+        `round ${round} ${scenario.padEnd(15)} ${fmt(m.rps).padStart(7)} req/s  p50 ${m.p50.toFixed(2)} ms  p99 ${m.p99.toFixed(2)} ms  ` +
           `db tx ${m.dbTransactions}${m.keyLookups !== undefined ? `  key lookups ${m.keyLookups}  audit rows ${m.auditRows}` : ''}  ` +
           `cpu server ${m.serverCpu.toFixed(2)} (${m.serverUsPerRequest.toFixed(1)} us/req) gen ${m.generatorCpu.toFixed(2)} other ${m.otherCpu.toFixed(2)}` +
           `${Object.keys(unexpected).length ? `  UNEXPECTED ${JSON.stringify(unexpected)}` : ''}${m.errors ? `  errors ${m.errors}` : ''}`,
@@ -220,7 +321,9 @@ export async function runThroughput(ctx: ThroughputContext): Promise<Section> {
     }
   }
   const finalHealth = await systemHealth(ctx.client, ctx.sessionToken);
-  return report(ctx, measurements, finalHealth);
+  const sections = [report(ctx, measurements, finalHealth)];
+  if (ctx.scenarios.some(isFloorScenario)) sections.push(floorReport(ctx, measurements));
+  return sections;
 }
 
 function report(ctx: ThroughputContext, measurements: Measurement[], finalHealth: Awaited<ReturnType<typeof systemHealth>>): Section {
@@ -231,7 +334,7 @@ function report(ctx: ThroughputContext, measurements: Measurement[], finalHealth
   const quiet = measurements.filter((m) => m.scenario === 'healthz' || m.scenario === 'whoami' || m.scenario === 'malformed');
   const backgroundTxPerSecond = median(quiet.map((m) => m.dbTransactions / m.durationS));
   const healthzUs = median(of('healthz').map((m) => m.serverUsPerRequest));
-  const summaries: Summary[] = ctx.scenarios.map((scenario) => {
+  const summaries: Summary[] = ctx.scenarios.filter((s) => !isFloorScenario(s)).map((scenario) => {
     const all = of(scenario);
     return {
       scenario,
@@ -275,7 +378,7 @@ function report(ctx: ThroughputContext, measurements: Measurement[], finalHealth
         }
       : { name: 'zero DB queries per forged token', value: 'not run (BENCH_SCENARIOS)', met: null },
   ];
-  for (const s of ['org', 'keys'] as const) {
+  for (const s of ['org', 'keys', 'client'] as const) {
     const sum = byName[s];
     if (sum) targets.push({ name: `${LABEL[s]} (no numeric target)`, value: `${fmt(sum.medianRps)} req/s, ${sum.ratio.toFixed(3)} of healthz, p99 ${sum.p99.toFixed(2)} ms`, met: null });
   }
@@ -316,6 +419,7 @@ function report(ctx: ThroughputContext, measurements: Measurement[], finalHealth
     '',
     'Median over rounds of the mean requests/s; latency percentiles over all responses of a run (any status, sub-millisecond resolution), median over rounds. ' +
       'Ratio = scenario median / healthz median; per-round ratios compare with the healthz run of the same round. ' +
+      (ctx.scenarios.some(isFloorScenario) ? 'Rows of the floor app are in "Against the floor" (below); its runs are in "Every run". ' : '') +
       'Server CPU us/req = CPU time of the server process per request (Paygate, or the peer for the peer row; median over rounds); CPU-cost ratio = healthz us/req / scenario us/req, ' +
       'the throughput ratio to expect when the server alone saturates a core (less sensitive to the load generator and to other load on the machine). ' +
       "DB tx / request counts the transactions of the server's own database (the peer's for the peer row).",
@@ -391,4 +495,69 @@ function report(ctx: ThroughputContext, measurements: Measurement[], finalHealth
   }
   if (anomalies.length) consoleLines.push(`WARNING: unexpected statuses or errors in ${anomalies.length} runs (see RESULTS.md)`);
   return { title: 'Throughput (alternating rounds)', markdown: md, targets, console: consoleLines };
+}
+
+/** "Against the floor": each Paygate scenario's req/s and CPU per request next to the floor app's, same rounds. */
+function floorReport(ctx: ThroughputContext, measurements: Measurement[]): Section {
+  const of = (s: ScenarioName) => measurements.filter((m) => m.scenario === s);
+  const pairs = FLOOR_PAIRS.filter((p) => ctx.scenarios.includes(p.paygate) && ctx.scenarios.includes(p.floor)).map((p) => {
+    const paygate = of(p.paygate);
+    const floor = of(p.floor);
+    const paygateRps = median(paygate.map((m) => m.rps));
+    const floorRps = median(floor.map((m) => m.rps));
+    const paygateUs = median(paygate.map((m) => m.serverUsPerRequest));
+    const floorUs = median(floor.map((m) => m.serverUsPerRequest));
+    return {
+      ...p,
+      paygateRps,
+      floorRps,
+      ratio: paygateRps / floorRps,
+      perRoundRatios: paygate.map((m) => m.rps / (floor.find((f) => f.round === m.round)?.rps ?? NaN)),
+      paygateUs,
+      floorUs,
+      cpuRatio: floorUs / paygateUs,
+      paygateP99: median(paygate.map((m) => m.p99)),
+      floorP99: median(floor.map((m) => m.p99)),
+    };
+  });
+  const targets: Target[] = pairs.map((p) => ({
+    name: floorTargetName(p),
+    value: `${p.ratio.toFixed(3)} (${fmt(p.paygateRps)} vs ${fmt(p.floorRps)} req/s; server CPU ${p.paygateUs.toFixed(1)} vs ${p.floorUs.toFixed(1)} us/req, CPU-cost ratio ${p.cpuRatio.toFixed(3)})`,
+    met: p.target === null ? null : p.ratio >= p.target,
+  }));
+  const header = ['Paygate / floor', 'Paygate req/s', 'floor req/s', 'ratio', 'target', 'per-round ratios', 'Paygate server CPU us/req', 'floor server CPU us/req', 'CPU-cost ratio', 'p99 ms Paygate / floor'];
+  const rows = pairs.map((p) => [
+    p.label,
+    fmt(p.paygateRps),
+    fmt(p.floorRps),
+    p.ratio.toFixed(3),
+    p.target === null ? 'info' : `>= ${p.target.toFixed(2)}${p.ratio >= p.target ? '' : ' (not met)'}`,
+    p.perRoundRatios.map((r) => r.toFixed(2)).join(' / '),
+    p.paygateUs.toFixed(1),
+    p.floorUs.toFixed(1),
+    p.cpuRatio.toFixed(3),
+    `${p.paygateP99.toFixed(2)} / ${p.floorP99.toFixed(2)}`,
+  ]);
+  const pin = ctx.pinning;
+  const md: string[] = [
+    'The floor is the least the project\'s own Fastify does for the same requests, in a child process of its own (`bench/floor/app.ts`), measured in the same alternating rounds as Paygate (each floor run right after its Paygate run): ' +
+      '`GET /healthz` a bare route; `GET /v1/auth/whoami` one `onRequest` hook that parses the token (`parseToken` of `src/keys/token.ts`), hashes it once with SHA-256, finds the id in a `Map` seeded with the keys the bench made in Paygate, compares digests with `timingSafeEqual`, checks one scope and answers a whoami-shaped body (401 problem+json for unknown ids and bad tokens); ' +
+      '`GET /v1/clients/:id` the same hook and Paygate\'s single-row query with `pg` (a pool of 10) on Paygate\'s own database. Responses have schemas, as Paygate\'s do.',
+    '',
+    `Pinning: ${pin ? `servers under test (Paygate, the floor app${ctx.peer ? ', the peer' : ''}) on CPU ${pin.server} (\`taskset -c ${pin.server}\`), the load generator (this process) on CPU ${pin.generator}; PostgreSQL on all CPUs (${pin.all})` : 'off (BENCH_PIN=0, fewer than 2 CPUs, or no taskset)'}. ` +
+      'Ratio = Paygate median req/s / floor median req/s; per-round ratios compare the two runs of one round. Server CPU us/req = CPU time of the server process per request (median over rounds); CPU-cost ratio = floor us/req / Paygate us/req, the ratio to expect when each server saturates its core.',
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (i === 0 || i === 4 ? '---' : '---:')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return {
+    title: 'Against the floor',
+    markdown: md,
+    targets,
+    console: ['against the floor (bare Fastify, same rounds)', '', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)],
+  };
 }
