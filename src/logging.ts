@@ -52,3 +52,79 @@ export function createLogger(options: { level: string; format: LogFormat }): Log
   const destination = logDestination(options.format);
   return destination ? pino(settings, destination) : pino(settings);
 }
+
+type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+type LogMethod = (...args: unknown[]) => void;
+
+/**
+ * A request's logger, made on first use. Fastify makes a child logger for every request, and a pino
+ * child applies the redaction to its bindings at once: that costs more than a cached key
+ * verification. At the production level (warn) almost no request writes a line, so the child is
+ * made only when one does, or when something asks for its bindings or a child of it.
+ */
+class LazyRequestLogger {
+  private real: Logger | null = null;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly ownBindings: Record<string, unknown>,
+  ) {}
+
+  private made(): Logger {
+    return (this.real ??= this.parent.child(this.ownBindings));
+  }
+
+  private write(level: LevelName, args: unknown[]): void {
+    const logger = this.real ?? this.parent;
+    if (logger.isLevelEnabled(level)) (this.made()[level] as LogMethod)(...args);
+  }
+
+  get level(): string {
+    return (this.real ?? this.parent).level;
+  }
+
+  set level(level: string) {
+    this.made().level = level;
+  }
+
+  isLevelEnabled(level: string): boolean {
+    return (this.real ?? this.parent).isLevelEnabled(level);
+  }
+
+  bindings(): Record<string, unknown> {
+    return this.made().bindings();
+  }
+
+  fatal(...args: unknown[]): void {
+    this.write('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.write('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.write('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.write('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.write('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.write('trace', args);
+  }
+  silent(): void {}
+
+  child(bindings: Record<string, unknown>, options?: Record<string, unknown>): Logger {
+    return this.made().child(bindings, options);
+  }
+}
+
+/**
+ * Fastify's childLoggerFactory: a lazy child unless the route asks for options of its own (a log
+ * level), which a real child applies.
+ */
+export function lazyChildLogger(logger: Logger, bindings: Record<string, unknown>, options: Record<string, unknown>): Logger {
+  if (Object.keys(options).length > 0) return logger.child(bindings, options);
+  return new LazyRequestLogger(logger, bindings) as unknown as Logger;
+}

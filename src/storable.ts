@@ -24,6 +24,25 @@ export function isUnstorableText(value: string): boolean {
 export const UNSTORABLE_TEXT_MESSAGE = 'must not contain a NUL character or invalid Unicode';
 
 /**
+ * Whether `value` holds any string or object key PostgreSQL could not store: the check every request
+ * pays, without building a pointer per field (findUnstorableText names them once one is found).
+ */
+export function hasUnstorableText(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return UNSTORABLE_TEXT.test(value);
+  if (value === null || typeof value !== 'object' || depth > 64) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (hasUnstorableText(item, depth + 1)) return true;
+    return false;
+  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || typeof (value as { pipe?: unknown }).pipe === 'function') return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (UNSTORABLE_TEXT.test(key) || hasUnstorableText((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
  * JSON Pointers (RFC 6901) of every string, and every object key, that PostgreSQL could not store,
  * in `value` (a parsed JSON body, a query string, path parameters). At most `limit` are reported.
  */

@@ -248,6 +248,10 @@ describe('operations', () => {
       // The capture works: the requests above are in it.
       expect(text).toContain(marker);
       expect(text).toContain('[REDACTED]');
+      // Each request's lines carry its id (the per-request logger is made lazily, on its first line).
+      const markerLines = t.logs.lines.filter((line) => line.includes(marker));
+      expect(markerLines.length).toBeGreaterThan(0);
+      for (const line of markerLines) expect(JSON.parse(line).reqId).toMatch(/^req_/);
       for (const secret of secrets) expect(text.includes(secret), `logs contain ${secret.slice(0, 12)}...`).toBe(false);
     });
   });

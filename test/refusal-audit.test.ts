@@ -186,7 +186,9 @@ describe('invalid API key bursts', () => {
   });
 
   it("are written on a timer when a source's minute ends, without waiting for its next attempt", async () => {
-    const t = await startPaygate({ env: { PAYGATE_TRUSTED_PROXIES: '127.0.0.1' }, services: { auditBursts: { windowMs: 300, tickMs: 50 } } });
+    // A window long enough for eight requests on a loaded CI machine (300 ms was not: the eighth
+    // then opened a window of its own), short enough for the timer to be what ends it.
+    const t = await startPaygate({ env: { PAYGATE_TRUSTED_PROXIES: '127.0.0.1' }, services: { auditBursts: { windowMs: 1_500, tickMs: 50 } } });
     try {
       for (let i = 0; i < 8; i++) await t.request('GET', '/v1/auth/whoami', { token: 'nope', headers: { 'x-forwarded-for': '203.0.113.40' } });
       // The 5th at once; the 6th to 8th once the window ends, by the timer: no further attempt comes.

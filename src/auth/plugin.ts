@@ -40,6 +40,7 @@ function insufficientScope(scope: string): AppError {
 
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('auth', null);
+  app.decorateRequest('keyUse', null);
 
   // A protected route without a declared requirement is a bug: refuse to start rather than serve it.
   app.addHook('onRoute', (route) => {
@@ -48,21 +49,39 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     }
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style: routes without a requirement (probes, pages) pay no promise for it.
+  app.addHook('onRequest', (request, reply, done) => {
     const requirement = request.routeOptions.config.auth;
-    if (!requirement || requirement.kind === 'public') return;
-    try {
-      request.auth = await authorize(request, reply, requirement, services);
-      countKeyUse(request, 'ok', services);
-    } catch (error) {
-      // Refusals are answered here rather than through Fastify's error path: the common case under
-      // attack (forged or malformed tokens) stays as cheap as possible.
-      if (error instanceof AppError) {
-        countKeyUse(request, error.code, services);
-        return sendProblem(reply, error);
-      }
-      throw error;
+    if (!requirement || requirement.kind === 'public') {
+      done();
+      return;
     }
+    authorize(request, reply, requirement, services).then(
+      (auth) => {
+        request.auth = auth;
+        try {
+          countKeyUse(request, 'ok', services);
+        } catch (error) {
+          done(error as Error);
+          return;
+        }
+        done();
+      },
+      (error: unknown) => {
+        // Refusals are answered here rather than through Fastify's error path: the common case under
+        // attack (forged or malformed tokens) stays as cheap as possible.
+        if (!(error instanceof AppError)) {
+          done(error as Error);
+          return;
+        }
+        try {
+          countKeyUse(request, error.code, services);
+          sendProblem(reply, error);
+        } catch (failure) {
+          done(failure as Error);
+        }
+      },
+    );
   });
 }
 
@@ -113,7 +132,12 @@ interface KeyUse {
   secret: MatchedSecret;
   generation: number;
 }
-const keyUses = new WeakMap<FastifyRequest, KeyUse>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's key verification until its outcome is counted (countKeyUse); null otherwise. */
+    keyUse: KeyUse | null;
+  }
+}
 
 /**
  * Refusals of a key that passed verification which SPEC §12's outcomes do not name (another tier's
@@ -128,17 +152,17 @@ const COUNTED_AS_SCOPE = new Set(['wrong_key_tier', 'organization_mismatch', 'fo
  * an AppError is counted here, once per request; nothing else needs to call services.usage.record.
  */
 function countKeyUse(request: FastifyRequest, code: string, services: Services): void {
-  const use = keyUses.get(request);
+  const use = request.keyUse;
   if (!use) return;
-  keyUses.delete(request);
+  request.keyUse = null;
   const outcome = isUsageOutcome(code) ? code : COUNTED_AS_SCOPE.has(code) ? 'insufficient_scope' : null;
   if (outcome) services.usage.record(use.keyId, use.secret, outcome, request.ip, request.headers['user-agent'], use.generation);
 }
 
 async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: string, services: Services): Promise<Principal> {
   const outcome = await services.verifier.verify(token, request.ip);
-  if (outcome.ok) keyUses.set(request, { keyId: outcome.key.id, secret: outcome.secret, generation: outcome.key.rotatedAt ? outcome.key.rotatedAt.getTime() : 0 });
-  else if (outcome.keyId) keyUses.set(request, { keyId: outcome.keyId, secret: outcome.secret ?? null, generation: outcome.generation ?? -1 });
+  if (outcome.ok) request.keyUse = { keyId: outcome.key.id, secret: outcome.secret, generation: outcome.key.rotatedAt ? outcome.key.rotatedAt.getTime() : 0 };
+  else if (outcome.keyId) request.keyUse = { keyId: outcome.keyId, secret: outcome.secret ?? null, generation: outcome.generation ?? -1 };
   services.metrics.countVerification(outcome.ok ? 'ok' : outcome.code);
   // A key with a rate limit says where it stands on every answer, refusals after this point included
   // (RateLimit-* as the IETF httpapi draft names them; Reset in seconds). Keys without one send none.

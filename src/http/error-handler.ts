@@ -29,12 +29,38 @@ export function problemBody(error: AppError, requestId: string) {
   };
 }
 
+/**
+ * The JSON of problems without extra fields, up to the request id, by code and detail: refusals by
+ * the thousand (forged or malformed tokens under attack) differ only in their request id. Details are
+ * fixed strings of the code base; the cache stops growing at MAX_FIXED_PROBLEMS all the same.
+ */
+const fixedProblems = new Map<ErrorCode, Map<string, string>>();
+const MAX_FIXED_PROBLEMS = 1_000;
+let fixedProblemCount = 0;
+
+/** The problem's JSON text: field for field what JSON.stringify(problemBody(...)) gives. */
+export function problemJson(error: AppError, requestId: string): string {
+  for (const _ in error.extra) return JSON.stringify(problemBody(error, requestId));
+  let byDetail = fixedProblems.get(error.code);
+  let prefix = byDetail?.get(error.message);
+  if (prefix === undefined) {
+    // `..."requestId":""}` without its last three characters.
+    prefix = JSON.stringify(problemBody(error, '')).slice(0, -3);
+    if (fixedProblemCount < MAX_FIXED_PROBLEMS) {
+      if (!byDetail) fixedProblems.set(error.code, (byDetail = new Map()));
+      byDetail.set(error.message, prefix);
+      fixedProblemCount++;
+    }
+  }
+  return `${prefix}${JSON.stringify(requestId)}}`;
+}
+
 export function sendProblem(reply: FastifyReply, error: AppError): FastifyReply {
   if (error.status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
-  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
-  // Serialised as it is, not through the route's response schema: a problem's extra fields (errors,
+  for (const name in error.headers) reply.header(name, error.headers[name]);
+  // Sent as JSON text, not through the route's response schema: a problem's extra fields (errors,
   // requiredScope, ...) are never dropped, and a problem holds no secret by construction.
-  return reply.code(error.status).type('application/problem+json').serializer(JSON.stringify).send(problemBody(error, reply.request.id));
+  return reply.code(error.status).type('application/problem+json').send(problemJson(error, reply.request.id));
 }
 
 function fromValidation(error: FastifyError): AppError {

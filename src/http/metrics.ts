@@ -1,15 +1,13 @@
 /** Prometheus metrics. One registry per server instance, so tests can run many servers in a process. */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { OneLabelCounter, RequestMetrics } from './request-metrics.js';
 
 export interface Metrics {
   registry: Registry;
-  requests: Counter<'method' | 'route' | 'status'>;
-  duration: Histogram<'method' | 'route'>;
-  verifications: Counter<'outcome'>;
   rateLimiterFailures: Counter;
   /** Webhook delivery attempts by outcome: succeeded, failed (non-2xx), timeout, error (connection), refused (SSRF guard, DNS). */
   webhookDeliveries: Counter<'outcome'>;
-  /** Counts a finished request; label children are cached, so the hot path does no label hashing. */
+  /** Counts a finished request (plain numbers; series are made when /metrics is read). */
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   countVerification(outcome: string): void;
 }
@@ -21,25 +19,8 @@ export function createMetrics(sources: {
 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'paygate_' });
-  const requests = new Counter({
-    name: 'paygate_http_requests_total',
-    help: 'HTTP requests by method, route pattern and status',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'paygate_http_request_duration_seconds',
-    help: 'HTTP request duration by method and route pattern',
-    labelNames: ['method', 'route'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const verifications = new Counter({
-    name: 'paygate_api_key_verifications_total',
-    help: 'API key verifications by outcome (ok or the error code)',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-  });
+  const requests = new RequestMetrics(registry, [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+  const verifications = new OneLabelCounter(registry, 'paygate_api_key_verifications_total', 'API key verifications by outcome (ok or the error code)', 'outcome');
   new Gauge({
     name: 'paygate_key_cache_hit_ratio',
     help: 'Share of key lookups served from the verified-key cache (positive and negative) since start',
@@ -85,32 +66,7 @@ export function createMetrics(sources: {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  const counterChildren = new Map<string, { inc(): void }>();
-  const histogramChildren = new Map<string, { observe(value: number): void }>();
-  const observeRequest = (method: string, route: string, status: number, seconds: number) => {
-    const key = `${method} ${route}`;
-    const statusKey = `${key} ${status}`;
-    let counter = counterChildren.get(statusKey);
-    if (!counter) {
-      counter = requests.labels({ method, route, status: String(status) });
-      counterChildren.set(statusKey, counter);
-    }
-    counter.inc();
-    let histogram = histogramChildren.get(key);
-    if (!histogram) {
-      histogram = duration.labels({ method, route });
-      histogramChildren.set(key, histogram);
-    }
-    histogram.observe(seconds);
-  };
-  const verificationChildren = new Map<string, { inc(): void }>();
-  const countVerification = (outcome: string) => {
-    let child = verificationChildren.get(outcome);
-    if (!child) {
-      child = verifications.labels({ outcome });
-      verificationChildren.set(outcome, child);
-    }
-    child.inc();
-  };
-  return { registry, requests, duration, verifications, rateLimiterFailures, webhookDeliveries, observeRequest, countVerification };
+  const observeRequest = (method: string, route: string, status: number, seconds: number) => requests.observe(method, route, status, seconds);
+  const countVerification = (outcome: string) => verifications.inc(outcome);
+  return { registry, rateLimiterFailures, webhookDeliveries, observeRequest, countVerification };
 }

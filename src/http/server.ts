@@ -14,7 +14,7 @@ import type { Services } from '../services.js';
 import { registerAuth } from '../auth/plugin.js';
 import { problemBody, registerErrorHandling, sendProblem, serviceUnavailable } from './error-handler.js';
 import { AppError, validationError } from '../errors.js';
-import { UNSTORABLE_TEXT_MESSAGE, findUnstorableText, isStorableDateTime } from '../storable.js';
+import { UNSTORABLE_TEXT_MESSAGE, findUnstorableText, hasUnstorableText, isStorableDateTime } from '../storable.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerDocsRoutes } from './docs-routes.js';
 import { registerAdminRoutes } from './admin-routes.js';
@@ -28,7 +28,7 @@ import { registerPaymentRoutes } from '../payments/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
 import { registerReportRoutes } from '../reports/routes.js';
 import { registerLeakRoutes } from '../leaks/routes.js';
-import { LOG_REDACTION, logDestination } from '../logging.js';
+import { LOG_REDACTION, lazyChildLogger, logDestination } from '../logging.js';
 import { registerComponents, swaggerOptions } from './openapi.js';
 
 export interface ServerOptions {
@@ -73,9 +73,11 @@ function makeAjv(coerce: boolean): Ajv {
  * body field of any route, with a schema or without: `400 validation_error` naming each field
  * (SPEC §8), once the body is parsed and before the schema.
  */
-function refuseUnstorable(parts: Array<[string, unknown]>): void {
-  const errors = parts.flatMap(([base, value]) => findUnstorableText(value, base)).map((path) => ({ path, message: UNSTORABLE_TEXT_MESSAGE }));
-  if (errors.length > 0) throw validationError(errors);
+function unstorableIn(params: unknown, query: unknown, body: unknown): AppError | null {
+  // The common case first: nothing to report, found without building a pointer per field.
+  if (!hasUnstorableText(params) && !hasUnstorableText(query) && !hasUnstorableText(body)) return null;
+  const parts: Array<[string, unknown]> = [['/params', params], ['/querystring', query], ['', body]];
+  return validationError(parts.flatMap(([base, value]) => findUnstorableText(value, base)).map((path) => ({ path, message: UNSTORABLE_TEXT_MESSAGE })));
 }
 
 /**
@@ -175,6 +177,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     // Always Paygate's own id (as a payment platform's request ids are): a caller must not choose the
     // id that audit events and logs are correlated by. The caller's own X-Request-Id is kept apart.
     genReqId: () => nextRequestId(),
+    // Each request's child logger is made when it first writes a line (most never do at warn).
+    childLoggerFactory: lazyChildLogger as never,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
     // A node shutting down answers requests that still arrive (pipelined, or on a kept-alive
@@ -209,16 +213,20 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  // Before auth: refusals carry the request id and no-store too.
-  app.addHook('onRequest', async (request, reply) => {
+  // Before auth: refusals carry the request id and no-store too. Hooks that need not wait for
+  // anything are callback-style: an async hook costs a promise and a microtask per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('X-Request-Id', request.id);
     // The caller's own id, when it sent a valid one: in the audit events of this request (the chain
     // adds it to their details as clientRequestId) and in its log line, never as the request's id.
-    const client = clientRequestIdOf(request.headers).clientRequestId;
-    if (client) services.chain.noteClientRequestId(request.id, client);
+    if (request.headers['x-request-id'] !== undefined) {
+      const client = clientRequestIdOf(request.headers).clientRequestId;
+      if (client) services.chain.noteClientRequestId(request.id, client);
+    }
     if (closing) {
       reply.header('Connection', 'close');
-      return sendProblem(reply, serviceUnavailable('This node is shutting down; retry on another'));
+      sendProblem(reply, serviceUnavailable('This node is shutting down; retry on another'));
+      return;
     }
     // No response of this origin is ever run as a script or style by content sniffing: /docs and
     // /admin allow this origin's scripts (docs/security.md, "/docs beside /admin").
@@ -227,19 +235,23 @@ export async function buildServer(services: Services, options: ServerOptions = {
       // Responses may hold a secret exactly once; no cache may keep a copy.
       reply.header('Cache-Control', 'no-store');
     }
+    done();
   });
   registerAuth(app, services);
   // After authentication (which reads only the organization id, compares it and never puts it in
   // SQL unchecked: a cross-tenant attempt with a NUL is still refused and audited as one), before
   // the schema. Body paths are JSON Pointers into the body itself, as the schema's errors are.
-  app.addHook('preValidation', async (request) =>
-    refuseUnstorable([['/params', request.params], ['/querystring', request.query], ['', request.body]]),
-  );
+  app.addHook('preValidation', (request, _reply, done) => {
+    const refusal = unstorableIn(request.params, request.query, request.body);
+    if (refusal) done(refusal);
+    else done();
+  });
 
-  app.addHook('onResponse', async (request, reply) => {
-    services.chain.forgetClientRequestId(request.id);
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.headers['x-request-id'] !== undefined) services.chain.forgetClientRequestId(request.id);
     // Route patterns, never raw URLs: label cardinality stays bounded whatever clients send.
     services.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   registerHealthRoutes(app, services, options.liveness, options.readiness);
