@@ -13,7 +13,7 @@ import type { Services } from '../services.js';
 import type { AuthRequirement, AuthState, Principal } from './requirements.js';
 import { looksLikeJwt, safeEqual, type SessionPrincipal } from './sessions.js';
 import type { RequestContext } from './context.js';
-import type { MatchedSecret } from '../keys/verify.js';
+import type { MatchedSecret, VerifyFailure } from '../keys/verify.js';
 import { isUsageOutcome } from '../usage/aggregator.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -194,7 +194,21 @@ async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: st
     const retry = String(outcome.retryAfterSeconds ?? 1);
     throw new AppError('rate_limited', `This key's rate limit is exhausted; retry in ${retry} s`, { headers: { 'Retry-After': retry } });
   }
-  throw new AppError(outcome.code);
+  throw plainRefusal(outcome.code);
+}
+
+/**
+ * One frozen error per refusal code that carries nothing of the request (invalid_api_key for every
+ * forged token, ...): thrown by the thousand under attack, made once.
+ */
+const plainRefusals = new Map<VerifyFailure, AppError>();
+function plainRefusal(code: VerifyFailure): AppError {
+  let error = plainRefusals.get(code);
+  if (!error) {
+    error = new AppError(code, undefined, { extra: Object.freeze({}), headers: Object.freeze({}) });
+    plainRefusals.set(code, Object.freeze(error));
+  }
+  return error;
 }
 
 function context(request: FastifyRequest, principal: Principal, grantable: ScopeSet | null): RequestContext {

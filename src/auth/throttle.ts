@@ -66,8 +66,26 @@ export const INVITATION_RECIPIENT_CEILING = 20;
 /** Unknown addresses whose sign-in attempts are counted for the same answer as an account's. */
 const DECOYS = 10_000;
 
+/**
+ * Buckets of recent addresses: a refused request pays for parsing its address once per source, not
+ * once per request (parsing is most of what noting a forged token costs). Emptied when full.
+ */
+const recentBuckets = new Map<string, string>();
+const RECENT_BUCKETS = 10_000;
+
 /** The per-address bucket of a client address: the address itself for IPv4, its /64 for IPv6. */
 export function addressBucket(ip: string | null): string {
+  if (ip === null) return 'unknown';
+  let bucket = recentBuckets.get(ip);
+  if (bucket === undefined) {
+    bucket = bucketOf(ip);
+    if (recentBuckets.size >= RECENT_BUCKETS) recentBuckets.clear();
+    recentBuckets.set(ip, bucket);
+  }
+  return bucket;
+}
+
+function bucketOf(ip: string): string {
   const address = ip ? parseAddress(ip) : null;
   if (!address) return ip ?? 'unknown';
   if (address.kind() === 'ipv4') return address.toString();
