@@ -60,7 +60,8 @@ import { FLOOR_OF, FLOOR_TARGET_NAMES, isFloorScenario, runThroughput, THROUGHPU
 // ---------------------------------------------------------------------------------------------------
 // Settings
 
-const RESULTS_FILE = path.join(ROOT, 'bench', 'RESULTS.md');
+// BENCH_RESULTS_FILE: where a subset run writes, so that it does not replace the full run's figures.
+const RESULTS_FILE = process.env.BENCH_RESULTS_FILE ? path.resolve(process.env.BENCH_RESULTS_FILE) : path.join(ROOT, 'bench', 'RESULTS.md');
 
 const ROUNDS = intEnv('BENCH_ROUNDS', 3, 1, 20);
 const DURATION_S = intEnv('BENCH_DURATION', 5, 1, 60);

@@ -24,7 +24,7 @@ import type autocannon from 'autocannon';
 import pg from 'pg';
 import { checkInterrupted } from '../lib/cleanup.js';
 import { fmt, intEnv, log, mib, processCpuSeconds, ROOT, rssBytes, sleep, type Section, type Target } from '../lib/common.js';
-import type { PaygateNode } from '../lib/children.js';
+import { pinGenerator, pinning, pinToServerCpu, unpinGenerator, unpinProcessTree, type PaygateNode } from '../lib/children.js';
 import { startTwoNodeCluster } from '../lib/cluster.js';
 import { createKey, createOrganization, HttpClient, login } from '../lib/http.js';
 import { runLoad } from '../lib/load.js';
@@ -34,7 +34,12 @@ import { UsageAggregator } from '../../src/usage/aggregator.js';
 
 const COST_TARGET = 1.03;
 const ROUND_REQUESTS = intEnv('BENCH_USAGE_ROUND_REQUESTS', 20_000, 1_000, 1_000_000);
-const ROUNDS = intEnv('BENCH_USAGE_ROUNDS', 5, 1, 50);
+const ROUNDS = intEnv('BENCH_USAGE_ROUNDS', 9, 1, 50);
+/**
+ * BENCH_USAGE_CONTROL=1: node ON counts nothing either, so the cost ratio shows what the two
+ * processes differ by without counting (the first node, the machine's drift): the control for 1.03.
+ */
+const CONTROL = process.env.BENCH_USAGE_CONTROL === '1';
 const FLOOD = intEnv('BENCH_USAGE_FLOOD', 1_000_000, 10_000, 5_000_000);
 const KEYS = intEnv('BENCH_USAGE_KEYS', 100_000, 1_000, 1_000_000);
 /**
@@ -158,7 +163,7 @@ export async function runUsage(ctx: UsageBenchContext): Promise<Section> {
         adminEmail: 'bench-usage-admin@example.com',
         env: { LOG_LEVEL: 'warn' },
         nodes: [
-          { name: 'Paygate usage ON', env: { PAYGATE_USAGE_COUNTING: 'on', PAYGATE_NODE_ID: 'usage-on', BENCH_HEAP_PROBE_FILE: probeOn }, nodeArgs: probeArgs },
+          { name: 'Paygate usage ON', env: { PAYGATE_USAGE_COUNTING: CONTROL ? 'off' : 'on', PAYGATE_NODE_ID: 'usage-on', BENCH_HEAP_PROBE_FILE: probeOn }, nodeArgs: probeArgs },
           { name: 'Paygate usage OFF', env: { PAYGATE_USAGE_COUNTING: 'off', PAYGATE_NODE_ID: 'usage-off', BENCH_HEAP_PROBE_FILE: probeOff }, nodeArgs: probeArgs },
         ],
       },
@@ -173,7 +178,14 @@ export async function runUsage(ctx: UsageBenchContext): Promise<Section> {
     const keyOn = await createKey(client, adminKey, 'whoami on', ['client:read']);
     const keyOff = await createKey(client, adminKey, 'whoami off', ['client:read']);
 
-    // --- cost: alternating rounds, warm-up first
+    // --- cost: alternating rounds, warm-up first. With pinning (BENCH_PIN), both nodes on the server
+    // CPU and the load generator on the other, as in the throughput rounds: each node measured has
+    // the same core to itself, whatever else the machine runs on the other.
+    if (pinning) {
+      pinGenerator();
+      pinToServerCpu(on.pid);
+      pinToServerCpu(off.pid);
+    }
     await cpuRound(on, keyOn.secret, ctx.connections);
     await cpuRound(off, keyOff.secret, ctx.connections);
     const rounds: Array<{ on: number; off: number }> = [];
@@ -193,6 +205,12 @@ export async function runUsage(ctx: UsageBenchContext): Promise<Section> {
     const ratio = sumOn / sumOff;
     const ratios = rounds.map((r) => r.on / r.off).sort((x, y) => x - y);
     const medianRatio = ratios[Math.floor(ratios.length / 2)]!;
+
+    if (pinning) {
+      unpinGenerator();
+      await unpinProcessTree(on.pid);
+      await unpinProcessTree(off.pid);
+    }
 
     // --- the counting call itself, in this process: what a request pays for it
     const micro = recordCost();
@@ -258,7 +276,7 @@ export async function runUsage(ctx: UsageBenchContext): Promise<Section> {
       `RSS of ON: start ${mib(start)} MiB, max ${mib(peak)} MiB (+${mib(peak - start)}), end ${mib(end)} MiB; of OFF: +${mib(offGrowth)} MiB; ` +
       `${fmt(flood.result.requests.total)} requests in ${seconds.toFixed(1)} s; counted ${fmt(Number(stored!.n))} over ${fmt(Number(stored!.keys))} keys`;
     const targets: Target[] = [
-      { name: `whoami CPU cost with usage counting on <= ${COST_TARGET} x off (median of alternating rounds)`, value: costValue, met: bad === 0 ? medianRatio <= COST_TARGET : false },
+      { name: CONTROL ? 'control (BENCH_USAGE_CONTROL=1, counting off on both nodes): whoami CPU cost of the first node / the second (median of alternating rounds)' : `whoami CPU cost with usage counting on <= ${COST_TARGET} x off (median of alternating rounds)`, value: costValue, met: CONTROL ? null : bad === 0 ? medianRatio <= COST_TARGET : false },
       {
         name: `${fmt(FLOOD)} requests over ${fmt(KEYS)} keys: counting's memory bounded (heap retained after a full GC, growth of ON minus that of OFF under the same flood <= ${LIVE_GROWTH_LIMIT / 2 ** 20} MiB), every request counted`,
         value: floodValue,
@@ -268,7 +286,7 @@ export async function runUsage(ctx: UsageBenchContext): Promise<Section> {
     const md = [
       `Database: ${databaseNote}. Two Paygate processes, identical but for \`PAYGATE_USAGE_COUNTING\` (on / off), ${ctx.connections} connections.`,
       '',
-      `**Cost.** ${ROUNDS} alternating rounds of ${fmt(ROUND_REQUESTS)} \`GET /v1/auth/whoami\` per node (one key each, after a warm-up round); CPU seconds of each process (user + system) per request.`,
+      `**Cost.** ${ROUNDS} alternating rounds of ${fmt(ROUND_REQUESTS)} \`GET /v1/auth/whoami\` per node (one key each, after a warm-up round); CPU seconds of each process (user + system) per request. ${pinning ? `Both nodes pinned to CPU ${pinning.server}, the load generator to CPU ${pinning.generator}.` : 'Not pinned (BENCH_PIN=0 or one CPU).'}`,
       '',
       '| round | ON µs/request | OFF µs/request | ON/OFF |',
       '|---|---|---|---|',
