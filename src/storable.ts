@@ -23,6 +23,11 @@ export function isUnstorableText(value: string): boolean {
 /** The message every refusal of unstorable text carries. */
 export const UNSTORABLE_TEXT_MESSAGE = 'must not contain a NUL character or invalid Unicode';
 
+/** Buffers and streams (uploads) are not text fields; their content is checked where it is parsed. */
+function isOpaque(value: object): boolean {
+  return ArrayBuffer.isView(value) || value instanceof ArrayBuffer || typeof (value as { pipe?: unknown }).pipe === 'function';
+}
+
 /**
  * Whether `value` holds any string or object key PostgreSQL could not store: the check every request
  * pays, without building a pointer per field (findUnstorableText names them once one is found).
@@ -34,7 +39,7 @@ export function hasUnstorableText(value: unknown, depth = 0): boolean {
     for (const item of value) if (hasUnstorableText(item, depth + 1)) return true;
     return false;
   }
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || typeof (value as { pipe?: unknown }).pipe === 'function') return false;
+  if (isOpaque(value)) return false;
   for (const key in value) {
     if (!Object.hasOwn(value, key)) continue;
     if (UNSTORABLE_TEXT.test(key) || hasUnstorableText((value as Record<string, unknown>)[key], depth + 1)) return true;
@@ -60,8 +65,7 @@ export function findUnstorableText(value: unknown, base = '', limit = 20): strin
       node.forEach((item, index) => walk(item, `${pointer}/${index}`, depth + 1));
       return;
     }
-    // Buffers and streams (uploads) are not text fields; their content is checked where it is parsed.
-    if (ArrayBuffer.isView(node) || node instanceof ArrayBuffer || typeof (node as { pipe?: unknown }).pipe === 'function') return;
+    if (isOpaque(node)) return;
     for (const key of Object.keys(node)) {
       const escaped = `${pointer}/${escapePointer(key)}`;
       if (isUnstorableText(key)) found.push(escaped);

@@ -112,6 +112,22 @@ describe('API key verification', () => {
     expect(counts.filter((c) => c === 1).length).toBeGreaterThan(0);
   });
 
+  it('a change this node committed but never settled (its COMMIT answer lost) still invalidates through its echo', async () => {
+    // The echo is skipped only for what settle applied: a node that never learnt its commit went
+    // through must not keep serving the key it changed from its cache.
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    expectStatus(await whoami(`Bearer ${key.secret}`), 200); // cached now
+    const bus = t.services.bus;
+    const received = bus.stats.received;
+    // Published and committed, as the unit of work does, but settle never runs.
+    await t.db.transaction((tx) => bus.publishWithin(tx, [{ kind: 'api_key', subject: key.id }]));
+    const deadline = Date.now() + 5_000;
+    while (bus.stats.received === received && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    const before = t.services.verifier.stats.databaseLookups;
+    expectStatus(await whoami(`Bearer ${key.secret}`), 200);
+    expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
+  });
+
   it('concurrent first uses of one key cost a single database lookup', async () => {
     const key = await createOrgKey(t, org.organizationId, ['client:read']);
     const before = t.services.verifier.stats.databaseLookups;
