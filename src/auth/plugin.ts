@@ -13,10 +13,11 @@ import type { Services } from '../services.js';
 import type { AuthRequirement, AuthState, Principal } from './requirements.js';
 import { looksLikeJwt, safeEqual, type SessionPrincipal } from './sessions.js';
 import type { RequestContext } from './context.js';
-import type { MatchedSecret, VerifyFailure } from '../keys/verify.js';
+import type { MatchedSecret, VerifyFailure, VerifyOutcome } from '../keys/verify.js';
 import { isUsageOutcome } from '../usage/aggregator.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+type KeyPrincipal = Extract<Principal, { type: 'api_key' }>;
 const ALL_ORGANIZATION_SCOPES = new ScopeSet(allScopes('organization'));
 const ALL_SYSTEM_SCOPES = new ScopeSet(allScopes('system'));
 const EMPTY = new ScopeSet([]);
@@ -49,40 +50,58 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     }
   });
 
-  // Callback-style: routes without a requirement (probes, pages) pay no promise for it.
+  // Callback-style, and synchronous whenever the decision needs no I/O (a cached key on a route it
+  // may call, a malformed or forged token): routes without a requirement (probes, pages) pay
+  // nothing, and the common cases pay no promise.
   app.addHook('onRequest', (request, reply, done) => {
     const requirement = request.routeOptions.config.auth;
     if (!requirement || requirement.kind === 'public') {
       done();
       return;
     }
-    authorize(request, reply, requirement, services).then(
-      (auth) => {
-        request.auth = auth;
-        try {
-          countKeyUse(request, 'ok', services);
-        } catch (error) {
-          done(error as Error);
-          return;
-        }
-        done();
-      },
-      (error: unknown) => {
-        // Refusals are answered here rather than through Fastify's error path: the common case under
-        // attack (forged or malformed tokens) stays as cheap as possible.
-        if (!(error instanceof AppError)) {
-          done(error as Error);
-          return;
-        }
-        try {
-          countKeyUse(request, error.code, services);
-          sendProblem(reply, error);
-        } catch (failure) {
-          done(failure as Error);
-        }
-      },
-    );
+    let decided: AuthState | AppError | Promise<AuthState>;
+    try {
+      decided = authorize(request, reply, requirement, services);
+    } catch (error) {
+      refused(request, reply, error, done, services);
+      return;
+    }
+    if (decided instanceof AppError) refused(request, reply, decided, done, services);
+    else if (decided instanceof Promise) {
+      decided.then(
+        (auth) => admitted(request, auth, done, services),
+        (error: unknown) => refused(request, reply, error, done, services),
+      );
+    } else admitted(request, decided, done, services);
   });
+}
+
+function admitted(request: FastifyRequest, auth: AuthState, done: (error?: Error) => void, services: Services): void {
+  request.auth = auth;
+  try {
+    countKeyUse(request, 'ok', services);
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
+  done();
+}
+
+/**
+ * Refusals are answered here rather than through Fastify's error path: the common case under attack
+ * (forged or malformed tokens) stays as cheap as possible. Anything but an AppError is Fastify's.
+ */
+function refused(request: FastifyRequest, reply: FastifyReply, error: unknown, done: (error?: Error) => void, services: Services): void {
+  if (!(error instanceof AppError)) {
+    done(error as Error);
+    return;
+  }
+  try {
+    countKeyUse(request, error.code, services);
+    sendProblem(reply, error);
+  } catch (failure) {
+    done(failure as Error);
+  }
 }
 
 /**
@@ -96,7 +115,12 @@ function authorizationHeaders(request: FastifyRequest): number {
   return count;
 }
 
-async function authenticate(request: FastifyRequest, reply: FastifyReply, services: Services): Promise<Principal> {
+/**
+ * The credential of the request, or its refusal: both synchronously for API keys whose verification
+ * needs no I/O. Refusals decided here are returned, not thrown: a forged token by the thousand
+ * should not cost an exception each.
+ */
+function authenticate(request: FastifyRequest, reply: FastifyReply, services: Services): Principal | AppError | Promise<Principal> {
   const header = request.headers.authorization;
   if (header !== undefined) {
     if (authorizationHeaders(request) > 1) {
@@ -106,24 +130,25 @@ async function authenticate(request: FastifyRequest, reply: FastifyReply, servic
     const scheme = space === -1 ? header : header.slice(0, space);
     const value = space === -1 ? '' : header.slice(space + 1).trim();
     // The scheme name is case-insensitive (RFC 7235); anything else malformed is invalid_api_key.
-    if (scheme.toLowerCase() !== 'bearer' || value === '') throw new AppError('invalid_api_key', 'The Authorization header must be "Bearer <token>"');
-    if (value.startsWith('sk_')) return verifyKey(request, reply, value, services);
-    if (looksLikeJwt(value)) {
-      const session = await services.sessions.verify(value);
-      if (!session) throw new AppError('invalid_session', 'The session token is invalid, expired or ended');
-      return { type: 'user', session, viaCookie: false };
+    if (scheme.toLowerCase() !== 'bearer' || value === '') return new AppError('invalid_api_key', 'The Authorization header must be "Bearer <token>"');
+    if (value.startsWith('sk_')) {
+      const outcome = services.verifier.verify(value, request.ip);
+      return outcome instanceof Promise ? outcome.then((decided) => principalOrThrow(keyPrincipal(request, reply, decided, services))) : keyPrincipal(request, reply, outcome, services);
     }
+    if (looksLikeJwt(value)) return sessionPrincipal(value, false, services);
     services.metrics.countVerification('invalid_api_key');
     services.audit.noteInvalidApiKey(request.ip, request.id);
-    throw new AppError('invalid_api_key');
+    return plainRefusal('invalid_api_key');
   }
   const cookie = cookiesOf(request)[SESSION_COOKIE];
-  if (cookie) {
-    const session = await services.sessions.verify(cookie);
-    if (!session) throw new AppError('invalid_session', 'The session cookie is invalid, expired or ended');
-    return { type: 'user', session, viaCookie: true };
-  }
-  throw new AppError('missing_credentials', 'Send an API key as "Authorization: Bearer sk_..." or sign in');
+  if (cookie) return sessionPrincipal(cookie, true, services);
+  return new AppError('missing_credentials', 'Send an API key as "Authorization: Bearer sk_..." or sign in');
+}
+
+async function sessionPrincipal(token: string, viaCookie: boolean, services: Services): Promise<Principal> {
+  const session = await services.sessions.verify(token);
+  if (!session) throw new AppError('invalid_session', viaCookie ? 'The session cookie is invalid, expired or ended' : 'The session token is invalid, expired or ended');
+  return { type: 'user', session, viaCookie };
 }
 
 /** A verification of a known key, counted once its outcome is decided (SPEC §12; countKeyUse). */
@@ -159,8 +184,11 @@ function countKeyUse(request: FastifyRequest, code: string, services: Services):
   if (outcome) services.usage.record(use.keyId, use.secret, outcome, request.ip, request.headers['user-agent'], use.generation);
 }
 
-async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: string, services: Services): Promise<Principal> {
-  const outcome = await services.verifier.verify(token, request.ip);
+/**
+ * The principal of a verified key, or its refusal: returned at once, or (when the refusal is recorded
+ * first) a promise that rejects with it.
+ */
+function keyPrincipal(request: FastifyRequest, reply: FastifyReply, outcome: VerifyOutcome, services: Services): Principal | AppError | Promise<never> {
   if (outcome.ok) request.keyUse = { keyId: outcome.key.id, secret: outcome.secret, generation: outcome.key.rotatedAt ? outcome.key.rotatedAt.getTime() : 0 };
   else if (outcome.keyId) request.keyUse = { keyId: outcome.keyId, secret: outcome.secret ?? null, generation: outcome.generation ?? -1 };
   services.metrics.countVerification(outcome.ok ? 'ok' : outcome.code);
@@ -176,7 +204,8 @@ async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: st
   // The secret matched, so someone holds a revoked or expired key, or uses one from outside its
   // allowlist: worth a record, once per key, code and minute (audit/bursts.ts).
   if (outcome.code === 'api_key_revoked' || outcome.code === 'api_key_expired' || outcome.code === 'ip_not_allowed') {
-    await services.audit.noteRefusal(
+    const code = outcome.code;
+    return services.audit.noteRefusal(
       `api_key:${outcome.keyId}|${outcome.code}`,
       {
         action: 'auth.api_key_refused',
@@ -188,13 +217,15 @@ async function verifyKey(request: FastifyRequest, reply: FastifyReply, token: st
         details: { code: outcome.code, ...where(request) },
       },
       { field: 'routes', value: `${request.method} ${request.routeOptions.url}` },
-    );
+    ).then(() => {
+      throw plainRefusal(code);
+    });
   }
   if (outcome.code === 'rate_limited') {
     const retry = String(outcome.retryAfterSeconds ?? 1);
-    throw new AppError('rate_limited', `This key's rate limit is exhausted; retry in ${retry} s`, { headers: { 'Retry-After': retry } });
+    return new AppError('rate_limited', `This key's rate limit is exhausted; retry in ${retry} s`, { headers: { 'Retry-After': retry } });
   }
-  throw plainRefusal(outcome.code);
+  return plainRefusal(outcome.code);
 }
 
 /**
@@ -230,9 +261,57 @@ function routeOrgId(request: FastifyRequest): string | undefined {
   return (request.params as { orgId?: string } | undefined)?.orgId;
 }
 
-async function authorize(request: FastifyRequest, reply: FastifyReply, requirement: AuthRequirement, services: Services): Promise<AuthState> {
-  const principal = await authenticate(request, reply, services);
+/** A refusal returned by keyPrincipal, thrown where a promise carries it. */
+function principalOrThrow(principal: Principal | AppError | Promise<never>): Principal | Promise<never> {
+  if (principal instanceof AppError) throw principal;
+  return principal;
+}
 
+function authorize(request: FastifyRequest, reply: FastifyReply, requirement: AuthRequirement, services: Services): AuthState | AppError | Promise<AuthState> {
+  const principal = authenticate(request, reply, services);
+  if (principal instanceof AppError) return principal;
+  if (principal instanceof Promise) return principal.then((known) => authorizePrincipal(request, requirement, known, services));
+  return authorizePrincipal(request, requirement, principal, services);
+}
+
+function authorizePrincipal(request: FastifyRequest, requirement: AuthRequirement, principal: Principal, services: Services): AuthState | Promise<AuthState> {
+  return (principal.type === 'api_key' && admitKey(request, requirement, principal)) || authorizeFully(request, requirement, principal, services);
+}
+
+/** The state of a request made with a key, acting in `organizationId`. */
+function keyState(request: FastifyRequest, principal: KeyPrincipal, organizationId: string | null): AuthState {
+  return { principal, organizationId, scopes: principal.scopes, ctx: context(request, principal, principal.scopes) };
+}
+
+/**
+ * The common case, decided without a promise: a key on a route it plainly may call (its tier, its
+ * organization, a scope it holds, not a write while quarantined). Anything to refuse or to record
+ * returns null and goes the full way (authorizeFully), which decides these cases the same way.
+ */
+function admitKey(request: FastifyRequest, requirement: AuthRequirement, principal: KeyPrincipal): AuthState | null {
+  const key = principal.key;
+  switch (requirement.kind) {
+    case 'any':
+      return keyState(request, principal, key.organizationId);
+    case 'organization': {
+      if (key.tier !== 'organization' || !principal.scopes.has(requirement.scope)) return null;
+      if (key.quarantinedAt && !requirement.scope.endsWith(':read')) return null;
+      const header = request.headers['x-organization-id'];
+      const fromRoute = routeOrgId(request);
+      if ((header !== undefined && header !== key.organizationId) || (fromRoute !== undefined && fromRoute !== key.organizationId)) return null;
+      return keyState(request, principal, key.organizationId);
+    }
+    case 'system':
+      if (key.tier !== 'system' || !principal.scopes.has(requirement.scope)) return null;
+      if (key.quarantinedAt && !requirement.scope.endsWith(':read')) return null;
+      return keyState(request, principal, null);
+    default:
+      return null;
+  }
+}
+
+/** Every case: sessions (CSRF, membership, admin access), and every refusal with its record. */
+async function authorizeFully(request: FastifyRequest, requirement: AuthRequirement, principal: Principal, services: Services): Promise<AuthState> {
   // CSRF check, only for cookie-borne sessions: a Bearer header is not sent by browsers on their own.
   // The header must echo the csrf cookie and be the token of this very session (an HMAC of its id),
   // so a cookie and header pair an attacker planted does not pass (auth/csrf.ts).
@@ -250,10 +329,7 @@ async function authorize(request: FastifyRequest, reply: FastifyReply, requireme
 
   switch (requirement.kind) {
     case 'any': {
-      if (principal.type === 'api_key') {
-        const key = principal.key;
-        return { principal, organizationId: key.organizationId, scopes: principal.scopes, ctx: context(request, principal, principal.scopes) };
-      }
+      if (principal.type === 'api_key') return keyState(request, principal, principal.key.organizationId);
       return { principal, organizationId: null, scopes: EMPTY, ctx: context(request, principal, null) };
     }
     case 'session': {
@@ -274,10 +350,9 @@ async function authorize(request: FastifyRequest, reply: FastifyReply, requireme
           await refuse(request, principal, null, 'auth.insufficient_scope', 'forbidden', services, { reason: 'global-admin session required' });
           throw new AppError('forbidden', 'System API keys are managed by global-admin sessions only');
         }
-        const scopes = principal.scopes;
-        if (!scopes.has(requirement.scope)) await refuseScope(request, principal, null, requirement.scope, services);
+        if (!principal.scopes.has(requirement.scope)) await refuseScope(request, principal, null, requirement.scope, services);
         if (principal.key.quarantinedAt) await checkQuarantine(request, principal.key, requirement.scope, services);
-        return { principal, organizationId: null, scopes, ctx: context(request, principal, scopes) };
+        return keyState(request, principal, null);
       }
       if (!principal.session.isGlobalAdmin) {
         await refuse(request, principal, null, 'auth.insufficient_scope', 'forbidden', services, { reason: 'global admin required' });
@@ -320,10 +395,9 @@ async function authorizeOrganization(
       await refuse(request, principal, key.organizationId, 'auth.insufficient_scope', 'forbidden', services, { reason: 'owner session required' });
       throw new AppError('forbidden', 'Members are managed by organization owners in the admin panel');
     }
-    const scopes = principal.scopes;
-    if (!scopes.has(requirement.scope)) await refuseScope(request, principal, key.organizationId, requirement.scope, services);
+    if (!principal.scopes.has(requirement.scope)) await refuseScope(request, principal, key.organizationId, requirement.scope, services);
     if (key.quarantinedAt) await checkQuarantine(request, key, requirement.scope, services);
-    return { principal, organizationId: key.organizationId, scopes, ctx: context(request, principal, scopes) };
+    return keyState(request, principal, key.organizationId);
   }
 
   const session = principal.session;

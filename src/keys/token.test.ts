@@ -48,6 +48,14 @@ describe('token format', () => {
     }
   });
 
+  it('the id tag is what earlier releases minted: ids already issued keep verifying', () => {
+    // Computed once with the tag's first implementation (SHA-256 as a Buffer, readUIntBE(0, 6)).
+    const key = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
+    expect(isMintedKeyId(key, 'abcdefghijklABNEFmWo')).toBe(true);
+    expect(isMintedKeyId(key, '0123456789ABv4MCaiJP')).toBe(true);
+    expect(isMintedKeyId(key, 'abcdefghijklABNEFmWp')).toBe(false);
+  });
+
   it('ids are 20 base62 characters and rotate never changes them', () => {
     const id = newKeyId(tagKey);
     expect(id).toMatch(/^[0-9A-Za-z]{20}$/);

@@ -59,8 +59,10 @@ let tagKeyText: { key: Buffer; text: string } | null = null;
 
 function idTag(tagKey: Buffer, random: string): string {
   if (tagKeyText?.key !== tagKey) tagKeyText = { key: tagKey, text: tagKey.toString('latin1') };
-  const digest = hash('sha256', tagKeyText.text + random, 'buffer');
-  return toBase62(digest.readUIntBE(0, 6) % TAG_SPACE, ID_TAG_LENGTH);
+  // The first 48 bits of the digest, read from its hex form: a Buffer result costs Node more than the
+  // hash itself (this runs for every forged token).
+  const digest = hash('sha256', tagKeyText.text + random, 'hex');
+  return toBase62(parseInt(digest.slice(0, 12), 16) % TAG_SPACE, ID_TAG_LENGTH);
 }
 
 /** A new key id: 12 random base62 characters and their 8-character tag. */

@@ -9,7 +9,7 @@
  * live. Which secret matched (and the key's generation) is part of the outcome, for usage counting
  * (src/usage/: lastUsedAt and the per-secret figures are batched there, never written per request).
  */
-import { hash, timingSafeEqual } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Database } from '../db/database.js';
 import type { InvalidationBus } from '../cache/invalidation.js';
 import { LruCache } from '../cache/lru.js';
@@ -61,8 +61,8 @@ interface CachedKey {
    * repeat of the same token is then confirmed by one fast hash and a constant-time compare instead of
    * a second HMAC. Only digests are kept; the token itself never stays in memory.
    */
-  currentDigest: Buffer | null;
-  previousDigest: Buffer | null;
+  currentDigest: string | null;
+  previousDigest: string | null;
   /** Compiled once per cached key rather than per request. */
   scopes: ScopeSet;
   expiresAtMs: number;
@@ -75,6 +75,21 @@ export interface VerifierStats {
   cacheMisses: number;
   negativeHits: number;
 }
+
+/**
+ * Constant-time equality of two SHA-256 digests in their 32-character binary (latin1) form: every character is
+ * compared, whatever differs. Strings rather than Buffers because Node makes a Buffer result of a
+ * hash slower than the hash itself, on the path of every request made with a key.
+ */
+function digestsEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
+/** The refusal of every token that names no key: nothing of the request in it, so one object. */
+const INVALID: VerifyOutcome = Object.freeze({ ok: false, code: 'invalid_api_key' });
 
 export class KeyVerifier {
   private readonly positive: LruCache<string, CachedKey>;
@@ -114,26 +129,38 @@ export class KeyVerifier {
     return this.deps.now ? this.deps.now().getTime() : Date.now();
   }
 
-  async verify(presented: string, clientIp: string): Promise<VerifyOutcome> {
+  /**
+   * The outcome, decided synchronously whenever no I/O is needed (a malformed or never-minted token,
+   * a remembered unknown id, a cached key without a rate limit), so that the request path pays no
+   * promise for the common cases; a promise when the key must be read or its rate-limit window
+   * counted.
+   */
+  verify(presented: string, clientIp: string): VerifyOutcome | Promise<VerifyOutcome> {
     const parsed = parseToken(presented);
-    if (!parsed.ok) return { ok: false, code: 'invalid_api_key' };
+    if (!parsed.ok) return INVALID;
     const { id, token } = parsed.token;
     // Cached ids were minted here; any other id must carry a valid tag, or it was never issued and is
     // refused without touching the database.
-    let cached: CachedKey | null | undefined = this.cached(id);
-    if (!cached) {
-      if (!isMintedKeyId(this.deps.peppers.idTagKey, id)) return { ok: false, code: 'invalid_api_key' };
-      cached = await this.load(id);
-      if (!cached) return { ok: false, code: 'invalid_api_key' };
+    const cached = this.cached(id);
+    if (cached) return this.check(cached, token, clientIp);
+    if (!isMintedKeyId(this.deps.peppers.idTagKey, id)) return INVALID;
+    if (this.deps.bus.trusted && this.negative.get(id)) {
+      this.stats.negativeHits++;
+      return INVALID;
     }
+    return this.load(id).then((loaded) => (loaded ? this.check(loaded, token, clientIp) : INVALID));
+  }
+
+  /** The secret, then SPEC §4's order of refusals, for a key found in the cache or the database. */
+  private check(cached: CachedKey, token: string, clientIp: string): VerifyOutcome | Promise<VerifyOutcome> {
     const { record } = cached;
     const now = this.nowMs();
 
     // Constant-time comparisons of fixed-length digests; the previous secret only within its grace.
     const previousLive = record.previousSecretHash !== null && cached.previousExpiresAtMs > now;
-    const digest = hash('sha256', token, 'buffer');
-    let current = cached.currentDigest !== null && timingSafeEqual(digest, cached.currentDigest);
-    let previous = !current && previousLive && cached.previousDigest !== null && timingSafeEqual(digest, cached.previousDigest);
+    const digest = hash('sha256', token, 'binary');
+    let current = cached.currentDigest !== null && digestsEqual(digest, cached.currentDigest);
+    let previous = !current && previousLive && cached.previousDigest !== null && digestsEqual(digest, cached.previousDigest);
     if (!current && !previous) {
       current = tokenMatches(this.deps.peppers, token, record.secretHash, record.pepperVersion);
       if (current) cached.currentDigest = digest;
@@ -151,14 +178,14 @@ export class KeyVerifier {
     if (record.revokedAt) return { ok: false, code: 'api_key_revoked', ...who };
     if (cached.expiresAtMs <= now) return { ok: false, code: 'api_key_expired', ...who };
     if (cached.allowed && !addressAllowed(clientIp, cached.allowed)) return { ok: false, code: 'ip_not_allowed', ...who };
-    let rateLimit: RateLimitState | undefined;
-    if (record.rateLimit) {
-      // Grouped by organization: each holds a bounded share of the table (rate-limit/limiter.ts).
-      const decision = await this.deps.rateLimiter.consume(`key:${record.id}`, record.rateLimit.requests, record.rateLimit.windowSeconds, record.organizationId ?? 'system');
-      rateLimit = { limit: record.rateLimit.requests, remaining: decision.remaining, resetSeconds: decision.retryAfterSeconds };
+    const limit = record.rateLimit;
+    if (!limit) return { ok: true, key: record, scopes: cached.scopes, secret };
+    // Grouped by organization: each holds a bounded share of the table (rate-limit/limiter.ts).
+    return this.deps.rateLimiter.consume(`key:${record.id}`, limit.requests, limit.windowSeconds, record.organizationId ?? 'system').then((decision) => {
+      const rateLimit: RateLimitState = { limit: limit.requests, remaining: decision.remaining, resetSeconds: decision.retryAfterSeconds };
       if (!decision.allowed) return { ok: false, code: 'rate_limited', retryAfterSeconds: decision.retryAfterSeconds, rateLimit, ...who };
-    }
-    return rateLimit ? { ok: true, key: record, scopes: cached.scopes, secret, rateLimit } : { ok: true, key: record, scopes: cached.scopes, secret };
+      return { ok: true, key: record, scopes: cached.scopes, secret, rateLimit };
+    });
   }
 
   /** A cached, verified key: only while the invalidation channel is trusted. */
@@ -169,13 +196,9 @@ export class KeyVerifier {
     return hit;
   }
 
-  /** The key by id after a cache miss: the negative cache, else the database. */
-  private async load(id: string): Promise<CachedKey | null> {
+  /** The key by id from the database, after a miss of both caches (verify). */
+  private load(id: string): Promise<CachedKey | null> {
     const trusted = this.deps.bus.trusted;
-    if (trusted && this.negative.get(id)) {
-      this.stats.negativeHits++;
-      return null;
-    }
     this.stats.cacheMisses++;
     // Concurrent misses for one key share one read (no stampede when a hot key's entry expires), but
     // only while no invalidation has arrived since that read began: a request that comes after a
