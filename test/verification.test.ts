@@ -90,6 +90,25 @@ describe('API key verification', () => {
     expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
   });
 
+  it('needs no promise when no I/O is needed: malformed, forged, and cached keys are decided at once; a first use reads', async () => {
+    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    const verifier = t.services.verifier;
+    const first = verifier.verify(key.secret, '127.0.0.1');
+    expect(first).toBeInstanceOf(Promise);
+    expect(await first).toMatchObject({ ok: true });
+    const cached = verifier.verify(key.secret, '127.0.0.1');
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(cached).toMatchObject({ ok: true, secret: 'current' });
+    const forged = formatToken('A'.repeat(20));
+    const wrongBody = `${key.secret.slice(0, 24)}${'x'.repeat(43)}`;
+    const wrongSecret = wrongBody + checksum(wrongBody);
+    for (const token of ['sk_short', forged, wrongSecret]) {
+      const outcome = verifier.verify(token, '127.0.0.1');
+      expect(outcome).not.toBeInstanceOf(Promise);
+      expect(outcome).toMatchObject({ ok: false, code: 'invalid_api_key' });
+    }
+  });
+
   it("a node's own change is applied once: the echo of its NOTIFY does not invalidate again", async () => {
     // Regression: every change was applied twice on the node that made it, by settle and again by
     // its NOTIFY's echo, and an echo arriving after the change returned made an overlapping first

@@ -52,4 +52,30 @@ describe('audit bursts', () => {
       expect.objectContaining({ actor: { type: 'api_key', id: null }, details: expect.objectContaining({ attempts: 4, untracked: true }) }),
     ]);
   });
+
+  it('count() adds to an open window exactly as note() would, and leaves the attempt to write and a new window to note()', async () => {
+    const events = async (useCount: boolean) => {
+      let now = 1_000_000;
+      const written: AuditInput[] = [];
+      const immediate: AuditInput[] = [];
+      const bursts = new AuditBursts({ write: async (inputs) => void written.push(...inputs), windowMs: 60_000, now: () => now });
+      for (let i = 0; i < 23; i++) {
+        if (i === 12) now += 60_000;
+        const requestId = `r-${i}`;
+        const ip = `192.0.2.${i}`;
+        if (useCount && bursts.count('junk', ip, requestId)) continue;
+        const event = bursts.note('junk', { action: 'auth.invalid_api_key', actor: { type: 'api_key', id: null }, organizationId: null, ip, requestId, details: { source: '192.0.2.0/24' } }, { recordAt: 5 });
+        if (event) immediate.push(event);
+      }
+      await bursts.flush(true);
+      return { immediate, written };
+    };
+    const counted = await events(true);
+    expect(counted).toEqual(await events(false));
+    expect(counted.immediate.map((e) => e.requestId)).toEqual(['r-4', 'r-16']);
+    expect(counted.written.map((e) => [e.requestId, e.ip, (e.details as { attempts: number }).attempts])).toEqual([
+      ['r-11', '192.0.2.11', 7],
+      ['r-22', '192.0.2.22', 6],
+    ]);
+  });
 });

@@ -35,8 +35,9 @@ interface Burst {
   recordAt: number;
   /** The event of the first attempt; the aggregated event keeps its actor, target and details. */
   input: AuditInput;
-  /** The newest attempt: the aggregated event names its request and source address. */
-  last: AuditInput;
+  /** The newest attempt's source address and request: the aggregated event names them. */
+  lastIp: string | null;
+  lastRequestId: string | null;
   samples: Map<string, Map<string, unknown>>;
   samplesDropped: boolean;
 }
@@ -94,11 +95,12 @@ export class AuditBursts {
         this.untracked.set(input.action, untracked);
         return null;
       }
-      entry = { first: now, count: 0, reported: 0, recordAt: options.recordAt, input, last: input, samples: new Map(), samplesDropped: false };
+      entry = { first: now, count: 0, reported: 0, recordAt: options.recordAt, input, lastIp: null, lastRequestId: null, samples: new Map(), samplesDropped: false };
       this.entries.set(key, entry);
     }
     entry.count++;
-    entry.last = input;
+    entry.lastIp = input.ip ?? null;
+    entry.lastRequestId = input.requestId ?? null;
     if (options.sample) this.keepSample(entry, options.sample);
     if (entry.count !== entry.recordAt) return null;
     const immediate = this.event(entry, input, entry.recordAt > 1);
@@ -106,6 +108,21 @@ export class AuditBursts {
     entry.samples.clear();
     entry.samplesDropped = false;
     return immediate;
+  }
+
+  /**
+   * Counts one more attempt under `key` when that needs no event: its window is open and this attempt
+   * is not the one to write. True when counted; false when the caller must `note` it (with the event
+   * it then builds). Attempts that come by the thousand (forged tokens) pay no event object each.
+   * For keys noted without samples (a counted attempt keeps none).
+   */
+  count(key: string, ip: string | null, requestId: string | null): boolean {
+    const entry = this.entries.get(key);
+    if (!entry || entry.count + 1 === entry.recordAt || this.now() - entry.first >= this.windowMs) return false;
+    entry.count++;
+    entry.lastIp = ip;
+    entry.lastRequestId = requestId;
+    return true;
   }
 
   /**
@@ -170,8 +187,8 @@ export class AuditBursts {
     const samples = Object.fromEntries([...entry.samples].map(([field, values]) => [field, [...values.values()]]));
     return {
       ...input,
-      ip: entry.last.ip ?? null,
-      requestId: entry.last.requestId ?? null,
+      ip: entry.lastIp,
+      requestId: entry.lastRequestId,
       details: {
         ...(input.details ?? {}),
         ...samples,

@@ -267,6 +267,7 @@ export class AuditService {
    */
   noteInvalidApiKey(ip: string, requestId: string): void {
     const source = addressBucket(ip);
+    if (this.bursts.count(`invalid_api_key|${source}`, ip, requestId)) return;
     const now = this.bursts.note(
       `invalid_api_key|${source}`,
       { action: 'auth.invalid_api_key', actor: { type: 'api_key', id: null }, organizationId: null, ip, requestId, outcome: 'denied', details: { source } },
