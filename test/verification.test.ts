@@ -91,16 +91,16 @@ describe('API key verification', () => {
   });
 
   it('needs no promise when no I/O is needed: malformed, forged, and cached keys are decided at once; a first use reads', async () => {
-    const key = await createOrgKey(t, org.organizationId, ['client:read']);
+    const token = (await createOrgKey(t, org.organizationId, ['client:read'])).secret!;
     const verifier = t.services.verifier;
-    const first = verifier.verify(key.secret, '127.0.0.1');
+    const first = verifier.verify(token, '127.0.0.1');
     expect(first).toBeInstanceOf(Promise);
     expect(await first).toMatchObject({ ok: true });
-    const cached = verifier.verify(key.secret, '127.0.0.1');
+    const cached = verifier.verify(token, '127.0.0.1');
     expect(cached).not.toBeInstanceOf(Promise);
     expect(cached).toMatchObject({ ok: true, secret: 'current' });
     const forged = formatToken('A'.repeat(20));
-    const wrongBody = `${key.secret.slice(0, 24)}${'x'.repeat(43)}`;
+    const wrongBody = `${token.slice(0, 24)}${'x'.repeat(43)}`;
     const wrongSecret = wrongBody + checksum(wrongBody);
     for (const token of ['sk_short', forged, wrongSecret]) {
       const outcome = verifier.verify(token, '127.0.0.1');
