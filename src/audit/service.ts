@@ -267,14 +267,29 @@ export class AuditService {
    */
   noteInvalidApiKey(ip: string, requestId: string): void {
     const source = addressBucket(ip);
-    if (this.bursts.count(`invalid_api_key|${source}`, ip, requestId)) return;
+    const key = invalidKeyBurstKey(source);
+    if (this.bursts.count(key, ip, requestId)) return;
     const now = this.bursts.note(
-      `invalid_api_key|${source}`,
+      key,
       { action: 'auth.invalid_api_key', actor: { type: 'api_key', id: null }, organizationId: null, ip, requestId, outcome: 'denied', details: { source } },
       { recordAt: INVALID_KEY_BURST },
     );
     if (now) void this.recordRefusal(now);
   }
+}
+
+/**
+ * The burst key of a source, the same string each time: a key built anew per refusal would be
+ * flattened and hashed again for every lookup, which is most of counting one (a forged-token flood).
+ */
+const invalidKeyBurstKeys = new Map<string, string>();
+function invalidKeyBurstKey(source: string): string {
+  let key = invalidKeyBurstKeys.get(source);
+  if (key === undefined) {
+    if (invalidKeyBurstKeys.size >= 10_000) invalidKeyBurstKeys.clear();
+    invalidKeyBurstKeys.set(source, (key = `invalid_api_key|${source}`));
+  }
+  return key;
 }
 
 /** Invalid API keys from one source within a minute before they are recorded: a mistyped key or two is no attack. */
