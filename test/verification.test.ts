@@ -90,6 +90,17 @@ describe('API key verification', () => {
     expect(t.services.verifier.stats.databaseLookups - before).toBe(1);
   });
 
+  it('HEAD of a protected route is authorized like its GET, once per request', async () => {
+    // The auth hook is bound to each route as Fastify adds it, and Fastify adds the HEAD twin of every GET.
+    expect((await t.request('HEAD', '/v1/auth/whoami')).status).toBe(401);
+    const token = (await createOrgKey(t, org.organizationId, ['client:read'])).secret!;
+    expectStatus(await whoami(`Bearer ${token}`), 200);
+    const hits = t.services.verifier.stats.cacheHits;
+    const head = await t.request('HEAD', '/v1/auth/whoami', { headers: { authorization: `Bearer ${token}` } });
+    expect(head.status).toBe(200);
+    expect(t.services.verifier.stats.cacheHits - hits).toBe(1);
+  });
+
   it('needs no promise when no I/O is needed: malformed, forged, and cached keys are decided at once; a first use reads', async () => {
     const token = (await createOrgKey(t, org.organizationId, ['client:read'])).secret!;
     const verifier = t.services.verifier;

@@ -4,7 +4,7 @@
  * -> a global admin's access inside an organization is audited (SPEC §3, §15).
  * Runs before the body is parsed, so an unauthenticated request never costs a parse.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { AppError, validationError } from '../errors.js';
 import { sendProblem } from '../http/error-handler.js';
 import { ScopeSet } from '../scopes/check.js';
@@ -44,21 +44,25 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('keyUse', null);
 
   // A protected route without a declared requirement is a bug: refuse to start rather than serve it.
+  // Each protected route gets the auth hook with its requirement bound, ahead of its own onRequest
+  // hooks: public routes (probes, pages) run none, and no request looks its requirement up.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/v1') && !route.config?.auth) {
+    const requirement = route.config?.auth;
+    if (route.url.startsWith('/v1') && !requirement) {
       throw new Error(`Route ${route.method} ${route.url} declares no auth requirement`);
     }
+    if (!requirement || requirement.kind === 'public') return;
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [authHook(requirement, services), ...own];
   });
+}
 
-  // Callback-style, and synchronous whenever the decision needs no I/O (a cached key on a route it
-  // may call, a malformed or forged token): routes without a requirement (probes, pages) pay
-  // nothing, and the common cases pay no promise.
-  app.addHook('onRequest', (request, reply, done) => {
-    const requirement = request.routeOptions.config.auth;
-    if (!requirement || requirement.kind === 'public') {
-      done();
-      return;
-    }
+/**
+ * The auth hook of one route. Callback-style, and synchronous whenever the decision needs no I/O (a
+ * cached key on a route it may call, a malformed or forged token): the common cases pay no promise.
+ */
+function authHook(requirement: AuthRequirement, services: Services): onRequestHookHandler {
+  return (request, reply, done) => {
     let decided: AuthState | AppError | Promise<AuthState>;
     try {
       decided = authorize(request, reply, requirement, services);
@@ -73,7 +77,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
         (error: unknown) => refused(request, reply, error, done, services),
       );
     } else admitted(request, decided, done, services);
-  });
+  };
 }
 
 function admitted(request: FastifyRequest, auth: AuthState, done: (error?: Error) => void, services: Services): void {
