@@ -37,6 +37,10 @@ export interface FieldError {
 }
 
 /** The one error class that routes throw; the error handler renders it as problem+json. */
+/** The extra fields and headers of an error that has none: one shared object, known at a glance. */
+export const NO_EXTRA: Readonly<Record<string, unknown>> = Object.freeze({});
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
@@ -57,8 +61,8 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.code = code;
     this.status = ERRORS[code].status;
-    this.extra = options.extra ?? {};
-    this.headers = options.headers ?? {};
+    this.extra = options.extra ?? NO_EXTRA;
+    this.headers = options.headers ?? NO_HEADERS;
   }
 }
 

@@ -302,6 +302,29 @@ describe('operations', () => {
       // Secret-free: no token appears.
       expect(r.text).not.toContain(org.token);
     });
+
+    it('/metrics counts every request once, under its route pattern (HEAD apart, unmatched URLs as "unmatched")', async () => {
+      const count = async (labels: string): Promise<number> => {
+        const text = (await t.request('GET', '/metrics')).text;
+        const line = text.split('\n').find((l) => l.startsWith(`paygate_http_requests_total{${labels}} `));
+        return line ? Number(line.split(' ')[1]) : 0;
+      };
+      const labels = {
+        healthz: 'method="GET",route="/healthz",status="200"',
+        head: 'method="HEAD",route="/healthz",status="200"',
+        key: 'method="GET",route="/v1/api-keys/:id",status="200"',
+        refused: 'method="GET",route="/v1/auth/whoami",status="401"',
+        unmatched: 'method="GET",route="unmatched",status="404"',
+      };
+      const before = Object.fromEntries(await Promise.all(Object.entries(labels).map(async ([name, l]) => [name, await count(l)] as const)));
+      for (let i = 0; i < 3; i++) expectStatus(await t.request('GET', '/healthz'), 200);
+      for (let i = 0; i < 2; i++) expect((await fetch(`${t.url}/healthz`, { method: 'HEAD' })).status).toBe(200);
+      for (let i = 0; i < 4; i++) expectStatus(await t.request('GET', `/v1/api-keys/${org.keyId}`, { token: org.token }), 200);
+      for (let i = 0; i < 2; i++) expectProblem(await t.request('GET', '/v1/auth/whoami', { token: 'sk_nope' }), 401, 'invalid_api_key');
+      for (let i = 0; i < 5; i++) expect((await fetch(`${t.url}/no/such/path/${i}`)).status).toBe(404);
+      const after = Object.fromEntries(await Promise.all(Object.entries(labels).map(async ([name, l]) => [name, await count(l)] as const)));
+      expect(Object.fromEntries(Object.keys(labels).map((name) => [name, after[name]! - before[name]!]))).toEqual({ healthz: 3, head: 2, key: 4, refused: 2, unmatched: 5 });
+    });
   });
 
   describe('API documentation', () => {

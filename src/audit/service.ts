@@ -266,9 +266,9 @@ export class AuditService {
    * carrying the count since the last one. No request waits for it.
    */
   noteInvalidApiKey(ip: string, requestId: string): void {
-    const source = addressBucket(ip);
-    const key = invalidKeyBurstKey(source);
+    const key = invalidKeyBurstKey(ip);
     if (this.bursts.count(key, ip, requestId)) return;
+    const source = addressBucket(ip);
     const now = this.bursts.note(
       key,
       { action: 'auth.invalid_api_key', actor: { type: 'api_key', id: null }, organizationId: null, ip, requestId, outcome: 'denied', details: { source } },
@@ -279,15 +279,16 @@ export class AuditService {
 }
 
 /**
- * The burst key of a source, the same string each time: a key built anew per refusal would be
- * flattened and hashed again for every lookup, which is most of counting one (a forged-token flood).
+ * The burst key of a client address (its source's, SPEC §9), the same string each time and found with
+ * one lookup: a key built anew per refusal would be flattened and hashed again for every lookup,
+ * which is most of counting one (a forged-token flood).
  */
 const invalidKeyBurstKeys = new Map<string, string>();
-function invalidKeyBurstKey(source: string): string {
-  let key = invalidKeyBurstKeys.get(source);
+function invalidKeyBurstKey(ip: string): string {
+  let key = invalidKeyBurstKeys.get(ip);
   if (key === undefined) {
     if (invalidKeyBurstKeys.size >= 10_000) invalidKeyBurstKeys.clear();
-    invalidKeyBurstKeys.set(source, (key = `invalid_api_key|${source}`));
+    invalidKeyBurstKeys.set(ip, (key = `invalid_api_key|${addressBucket(ip)}`));
   }
   return key;
 }

@@ -240,7 +240,7 @@ const plainRefusals = new Map<VerifyFailure, AppError>();
 function plainRefusal(code: VerifyFailure): AppError {
   let error = plainRefusals.get(code);
   if (!error) {
-    error = new AppError(code, undefined, { extra: Object.freeze({}), headers: Object.freeze({}) });
+    error = new AppError(code);
     plainRefusals.set(code, Object.freeze(error));
   }
   return error;

@@ -4,7 +4,7 @@
  * answered as a bare 500 that reveals nothing).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, ERRORS, type ErrorCode, type FieldError } from '../errors.js';
+import { AppError, ERRORS, NO_EXTRA, type ErrorCode, type FieldError } from '../errors.js';
 import { isDatabaseUnavailable } from '../db/database.js';
 
 /** Seconds a client should wait before retrying a 503: a pool reconnect or a failover is about this quick. */
@@ -38,9 +38,12 @@ const fixedProblems = new Map<ErrorCode, Map<string, string>>();
 const MAX_FIXED_PROBLEMS = 1_000;
 let fixedProblemCount = 0;
 
+/** Paygate's own request ids (server.ts nextRequestId) need no escaping in JSON. */
+const PLAIN_ID = /^[A-Za-z0-9_-]*$/;
+
 /** The problem's JSON text: field for field what JSON.stringify(problemBody(...)) gives. */
 export function problemJson(error: AppError, requestId: string): string {
-  for (const _ in error.extra) return JSON.stringify(problemBody(error, requestId));
+  if (error.extra !== NO_EXTRA) for (const _ in error.extra) return JSON.stringify(problemBody(error, requestId));
   let byDetail = fixedProblems.get(error.code);
   let prefix = byDetail?.get(error.message);
   if (prefix === undefined) {
@@ -52,15 +55,18 @@ export function problemJson(error: AppError, requestId: string): string {
       fixedProblemCount++;
     }
   }
-  return `${prefix}${JSON.stringify(requestId)}}`;
+  return PLAIN_ID.test(requestId) ? `${prefix}"${requestId}"}` : `${prefix}${JSON.stringify(requestId)}}`;
 }
 
+const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
 export function sendProblem(reply: FastifyReply, error: AppError): FastifyReply {
-  if (error.status === 401) reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
+  if (error.status === 401) reply.header('www-authenticate', 'Bearer error="invalid_token"');
   for (const name in error.headers) reply.header(name, error.headers[name]);
   // Sent as JSON text, not through the route's response schema: a problem's extra fields (errors,
-  // requiredScope, ...) are never dropped, and a problem holds no secret by construction.
-  return reply.code(error.status).type('application/problem+json').send(problemJson(error, reply.request.id));
+  // requiredScope, ...) are never dropped, and a problem holds no secret by construction. The
+  // charset is given, so Fastify need not parse the type again to add it.
+  return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(problemJson(error, reply.request.id));
 }
 
 function fromValidation(error: FastifyError): AppError {
