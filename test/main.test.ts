@@ -396,7 +396,13 @@ describe('the server process with DATABASE_URL', () => {
     await databaseComesUp(dbPort);
     await node.waitFor(/"msg":"Paygate is listening"/);
     expect(node.stdout()).toMatch(/created the first global admin/);
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    // Listening, it is ready once its invalidation channel confirms a heartbeat; under a loaded
+    // machine that can come a beat or two after the listen, and /readyz rightly says not_ready till then.
+    let ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    for (const deadline = Date.now() + 10_000; ready.status !== 200 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    }
     expect(ready.status, await ready.clone().text()).toBe(200);
     node.child.kill('SIGTERM');
     expect((await node.exited).code, node.stderr()).toBe(0);
