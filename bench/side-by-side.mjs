@@ -30,5 +30,5 @@ for (let i = 0; i < windows; i++) {
   const codes = (r) => JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count])));
   console.log(Math.round(a.requests.average), codes(a), Math.round(b.requests.average), codes(b), (a.requests.average / b.requests.average).toFixed(3) + extra + ` gen ${gen.toFixed(2)}`);
 }
-const med = (x) => x.sort()[Math.floor(x.length / 2)]?.toFixed(3);
+const med = (x) => x.sort((a, b) => a - b)[Math.floor(x.length / 2)]?.toFixed(3);
 console.log('median', med(ratios), 'cpu', med(cratios));

@@ -36,11 +36,11 @@ export interface FieldError {
   message: string;
 }
 
-/** The one error class that routes throw; the error handler renders it as problem+json. */
 /** The extra fields and headers of an error that has none: one shared object, known at a glance. */
 export const NO_EXTRA: Readonly<Record<string, unknown>> = Object.freeze({});
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
+/** The one error class that routes throw; the error handler renders it as problem+json. */
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
