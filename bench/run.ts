@@ -124,6 +124,8 @@ function commandLine(): string {
 
 interface MainNode {
   node: PaygateNode;
+  /** Starts another node like the main one (its environment and database, a port of its own); server mode only. */
+  startAnother: (() => Promise<PaygateNode>) | null;
   mode: 'embedded' | 'server';
   databaseNote: string;
   /** Paygate's own database, for the observer and the bulk insert. */
@@ -232,7 +234,12 @@ async function startMainNode(): Promise<MainNode> {
     201,
     'creating a client',
   );
-  return { node, mode, databaseNote, databaseUrl: paygateDatabaseUrl, adminUrl, client, sessionToken, organizationId: org.id, adminKey, keys, clientId: created.id };
+  // Embedded mode: the data directory belongs to the main node's PostgreSQL; a second node would start its own.
+  const startAnother =
+    mode === 'server'
+      ? async () => startPaygate('Paygate (side by side)', env, await freePort(), [], undefined, { pinned: true })
+      : null;
+  return { node, startAnother, mode, databaseNote, databaseUrl: paygateDatabaseUrl, adminUrl, client, sessionToken, organizationId: org.id, adminKey, keys, clientId: created.id };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -297,12 +304,17 @@ async function main(): Promise<number> {
             scenarios = scenarios.filter((s) => s !== 'peer');
           }
         }
+        // The floor is seeded with the very keys the Paygate scenarios present, on Paygate's own database.
+        const seed = (key: CreatedKey, scopes: string[]) => ({ token: key.secret, keyId: key.id, organizationId: main.organizationId, scopes });
+        const floorSeeds = () => [seed(main.keys.whoami, ['client:read']), seed(main.keys.client, ['client:read'])];
         let floor: Floor | null = null;
-        if (scenarios.some(isFloorScenario)) {
-          // Seeded with the very keys the Paygate scenarios present, on Paygate's own database.
-          const seed = (key: CreatedKey, scopes: string[]) => ({ token: key.secret, keyId: key.id, organizationId: main.organizationId, scopes });
-          floor = await startFloor([seed(main.keys.whoami, ['client:read']), seed(main.keys.client, ['client:read'])], main.databaseUrl);
-        }
+        if (scenarios.some(isFloorScenario)) floor = await startFloor(floorSeeds(), main.databaseUrl);
+        const startAnother = main.startAnother;
+        // BENCH_SIDE_FRESH=0 runs the side-by-side windows on the main node and floor instead.
+        const freshPair =
+          startAnother && process.env.BENCH_SIDE_FRESH !== '0'
+            ? async () => ({ node: await startAnother(), floor: await startFloor(floorSeeds(), main.databaseUrl) })
+            : null;
         const floorTargets = scenarios.some(isFloorScenario) ? FLOOR_TARGET_NAMES : [];
         sections.push(
           ...(await guardedAll('Throughput (alternating rounds)', ['whoami >= 0.9 of healthz', 'forged >= 0.85 of healthz', 'zero DB queries per forged token', ...floorTargets], () =>
@@ -316,6 +328,7 @@ async function main(): Promise<number> {
               observer,
               peer,
               floor,
+              freshPair,
               pinning,
               scenarios,
               rounds: ROUNDS,

@@ -317,6 +317,25 @@ describe('request hardening', () => {
       }
     });
 
+    it('every /v1 response is no-store and names its request id, answers and refusals alike', async () => {
+      const answers: Array<[string, HttpResult]> = [
+        ['whoami', await t.request('GET', '/v1/auth/whoami', { token: org.token })],
+        ['client list', await t.request('GET', '/v1/clients?limit=1', { token: org.token })],
+        ['no credentials', await t.request('GET', '/v1/clients')],
+        ['malformed key', await t.request('GET', '/v1/auth/whoami', { token: 'sk_short' })],
+        ['unknown route', await t.request('GET', '/v1/nope', { token: org.token })],
+        ['bad query', await t.request('GET', '/v1/clients?limit=nope', { token: org.token })],
+      ];
+      for (const [what, result] of answers) {
+        expect(result.headers.get('cache-control'), what).toBe('no-store');
+        expect(result.headers.get('x-request-id'), what).toMatch(/^req_[0-9A-Za-z_-]+$/);
+        if (result.status >= 400) expect(result.body.requestId, what).toBe(result.headers.get('x-request-id'));
+      }
+      expect(answers.map(([, result]) => result.status)).toEqual([200, 200, 401, 401, 404, 400]);
+      // Outside /v1 (probes, pages) caching is left to each route.
+      expect((await t.request('GET', '/healthz')).headers.get('cache-control')).toBeNull();
+    });
+
     it("the docs page loads only this origin's scripts and styles, and none inline", async () => {
       const page = await t.request('GET', '/docs');
       expect(page.text).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/i);

@@ -116,6 +116,11 @@ export interface ThroughputContext {
   peer: { peer: Peer; observer: DbObserver } | null;
   /** The floor app; required when a floor-* scenario is selected. */
   floor: Floor | null;
+  /**
+   * Starts a fresh Paygate node (the main node's configuration and database, a port of its own) and a
+   * fresh floor app, for one round of side-by-side windows; null runs them on the main node and floor.
+   */
+  freshPair: (() => Promise<{ node: PaygateNode; floor: Floor }>) | null;
   /** CPU pinning of this run (bench/lib/children.ts), for the report. */
   pinning: Pinning | null;
   scenarios: ScenarioName[];
@@ -362,34 +367,61 @@ function unexpectedResponses(result: autocannon.Result, scenario: ScenarioName):
 async function runSideBySide(ctx: ThroughputContext): Promise<SideBySide[]> {
   const pairs = chosenPairs(ctx);
   const { rounds, durationS, warmupS } = ctx;
-  log(`throughput: side by side, ${rounds} rounds x ${pairs.length} pairs x (${warmupS} s warm-up + ${durationS} s): ~${rounds * pairs.length * (warmupS + durationS)} s`);
+  const fresh = ctx.freshPair !== null;
+  log(
+    `throughput: side by side, ${rounds} rounds x ${pairs.length} pairs x (${warmupS} s warm-up + ${durationS} s): ~${rounds * pairs.length * (warmupS + durationS)} s` +
+      (fresh ? ', each round on a fresh Paygate node and floor app' : ''),
+  );
   const out: SideBySide[] = [];
   for (let round = 1; round <= rounds; round++) {
-    for (const pair of pairs) {
-      checkInterrupted();
-      const paygateOptions = requestOptions(pair.paygate, ctx);
-      const floorOptions = requestOptions(pair.floor, ctx);
-      if (warmupS > 0) await Promise.all([runLoad(paygateOptions, { durationS: warmupS }), runLoad(floorOptions, { durationS: warmupS })]);
-      const before = await Promise.all([processCpuSeconds(ctx.node.pid), processCpuSeconds(ctx.floor!.child.pid)]);
-      const [paygate, floor] = await Promise.all([runLoad(paygateOptions, { durationS }), runLoad(floorOptions, { durationS })]);
-      const after = await Promise.all([processCpuSeconds(ctx.node.pid), processCpuSeconds(ctx.floor!.child.pid)]);
-      const w: SideBySide = {
-        ...pair,
-        round,
-        paygateRps: paygate.result.requests.average,
-        floorRps: floor.result.requests.average,
-        paygateUs: ((after[0] - before[0]) * 1e6) / Math.max(1, paygate.result.requests.total),
-        floorUs: ((after[1] - before[1]) * 1e6) / Math.max(1, floor.result.requests.total),
-        unexpected: unexpectedResponses(paygate.result, pair.paygate) + unexpectedResponses(floor.result, pair.floor),
-      };
-      out.push(w);
-      log(
-        `side by side ${round} ${pair.paygate}/${pair.floor}: ${fmt(w.paygateRps)} vs ${fmt(w.floorRps)} req/s = ${(w.paygateRps / w.floorRps).toFixed(3)}; ` +
-          `${w.paygateUs.toFixed(1)} vs ${w.floorUs.toFixed(1)} us/req${w.unexpected ? `  UNEXPECTED ${w.unexpected}` : ''}`,
-      );
+    // Two processes of one build can differ by 10-25 % for as long as they run (bench/ANALYSIS.md), so
+    // one pair of processes is one draw: each round draws a new pair, and the medians span them all.
+    const started = ctx.freshPair ? await ctx.freshPair() : null;
+    const roundCtx: ThroughputContext = started ? { ...ctx, node: started.node, floor: started.floor } : ctx;
+    try {
+      if (started) {
+        // Both new processes serve the whole mix once before any window, as the main node has.
+        for (const pair of pairs) {
+          checkInterrupted();
+          await Promise.all([runLoad(requestOptions(pair.paygate, roundCtx), { durationS: Math.max(1, warmupS) }), runLoad(requestOptions(pair.floor, roundCtx), { durationS: Math.max(1, warmupS) })]);
+        }
+        for (const scenario of (['org', 'keys'] as const).filter((s) => ctx.scenarios.includes(s))) {
+          await runLoad(requestOptions(scenario, roundCtx), { durationS: Math.max(1, warmupS) });
+        }
+      }
+      for (const pair of pairs) {
+        checkInterrupted();
+        out.push(await sideBySideWindow(roundCtx, pair, round));
+      }
+    } finally {
+      if (started) await Promise.all([started.node.stop(), started.floor.stop()]);
     }
   }
   return out;
+}
+
+async function sideBySideWindow(ctx: ThroughputContext, pair: { paygate: PaygateScenario; floor: FloorScenario }, round: number): Promise<SideBySide> {
+  const { durationS, warmupS } = ctx;
+  const paygateOptions = requestOptions(pair.paygate, ctx);
+  const floorOptions = requestOptions(pair.floor, ctx);
+  if (warmupS > 0) await Promise.all([runLoad(paygateOptions, { durationS: warmupS }), runLoad(floorOptions, { durationS: warmupS })]);
+  const before = await Promise.all([processCpuSeconds(ctx.node.pid), processCpuSeconds(ctx.floor!.child.pid)]);
+  const [paygate, floor] = await Promise.all([runLoad(paygateOptions, { durationS }), runLoad(floorOptions, { durationS })]);
+  const after = await Promise.all([processCpuSeconds(ctx.node.pid), processCpuSeconds(ctx.floor!.child.pid)]);
+  const w: SideBySide = {
+    ...pair,
+    round,
+    paygateRps: paygate.result.requests.average,
+    floorRps: floor.result.requests.average,
+    paygateUs: ((after[0] - before[0]) * 1e6) / Math.max(1, paygate.result.requests.total),
+    floorUs: ((after[1] - before[1]) * 1e6) / Math.max(1, floor.result.requests.total),
+    unexpected: unexpectedResponses(paygate.result, pair.paygate) + unexpectedResponses(floor.result, pair.floor),
+  };
+  log(
+    `side by side ${round} ${pair.paygate}/${pair.floor}: ${fmt(w.paygateRps)} vs ${fmt(w.floorRps)} req/s = ${(w.paygateRps / w.floorRps).toFixed(3)}; ` +
+      `${w.paygateUs.toFixed(1)} vs ${w.floorUs.toFixed(1)} us/req${w.unexpected ? `  UNEXPECTED ${w.unexpected}` : ''}`,
+  );
+  return w;
 }
 
 function report(ctx: ThroughputContext, measurements: Measurement[], finalHealth: Awaited<ReturnType<typeof systemHealth>>): Section {
@@ -653,7 +685,11 @@ function floorReport(ctx: ThroughputContext, measurements: Measurement[], sideBy
       '',
       `After the alternating rounds, ${ctx.rounds} windows per pair with Paygate and the floor loaded at the same time, both on the server CPU, each by its own load generator instance (${ctx.connections} connections each; ${ctx.warmupS} s warm-up + ${ctx.durationS} s). ` +
         'Both then see the same machine: on a shared machine the speed of one core changes within seconds, and two runs one after the other can differ by more than Paygate and the floor do (see the per-round ratios of healthz above, whose code paths are alike). ' +
-        'The core is shared between two busy processes, so the ratio of their req/s is the ratio of their costs per request. Ratios are medians of the windows\' own ratios; **the targets are judged on these**.',
+        'The core is shared between two busy processes, so the ratio of their req/s is the ratio of their costs per request. ' +
+        (ctx.freshPair
+          ? 'Each round ran on a fresh Paygate node (the main node\'s configuration and database) and a fresh floor app, both served the whole mix once before the round\'s first window: two processes of one build can differ by 10-25 % for their whole life (bench/ANALYSIS.md), so each round is a new draw. '
+          : 'All rounds ran on the main Paygate node and floor app (one pair of processes: BENCH_SIDE_FRESH=0, or embedded mode). ') +
+        'Ratios are medians of the windows\' own ratios; **the targets are judged on these**.',
       '',
       '| Paygate / floor | Paygate req/s | floor req/s | ratio | target | per-window ratios | Paygate server CPU us/req | floor server CPU us/req | CPU-cost ratio |',
       '|---|---:|---:|---:|---|---:|---:|---:|---:|',
