@@ -304,18 +304,19 @@ async function measure(ctx: WebhooksContext, a: PaygateNode, b: PaygateNode, rec
         await sleep(500);
       }
     }
-    // (c) the same, interleaved: each connection alternates between the two organizations, so the
+    // (c) the same, interleaved: the requests alternate between the two organizations, so the
     // deliveries running meanwhile weigh on both alike and what differs is the request path itself.
+    // Alternated by one shared counter, so each organization gets exactly costRequests a round (a
+    // parity per connection drifted with the connections' speeds and used up one side's drafts).
     const interleaved = { quiet: [] as number[], loud: [] as number[] };
     for (let round = 0; round < ctx.rounds; round++) {
       checkInterrupted();
       const made: Created[] = [];
-      let left = 2 * ctx.costRequests;
+      let next = 0;
       await Promise.all(
-        Array.from({ length: 4 }, async (_, worker) => {
-          for (let j = worker; left > 0; j++) {
-            left--;
-            const subscribed = j % 2 === 1;
+        Array.from({ length: 4 }, async () => {
+          while (next < 2 * ctx.costRequests) {
+            const subscribed = next++ % 2 === 1;
             const c = await finalize(client(), subscribed ? loud : quiet);
             (subscribed ? interleaved.loud : interleaved.quiet).push(c.ms);
             if (subscribed) made.push(c);
