@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of two Paygate builds (or one build under two environments) side by side (bench/ANALYSIS.md):
 # both nodes start fresh, pinned to CPU 1, on one PostgreSQL database; both get the same warm-up mix of
-# routes (a node that has served only one route is faster on it than one that served many); then
+# routes (whoami, /healthz, a refusal on /v1/clients, with AUTH), so they start from like states; then
 # bench/side-by-side.mjs loads the two at once from CPU 0, in both orders, and the geometric mean of
 # the two medians is printed (B / A: above 1 means B is faster).
 #
@@ -10,7 +10,8 @@
 # Env: A_ENV / B_ENV (extra "NAME=value ..." for node A / B), AUTH (the Authorization header of every
 # request, default "Bearer sk_short": a malformed token; empty for none), B_PATH (another path for node B,
 # to compare two routes of one build), PORT_A / PORT_B (18081 / 18082).
-# Traffic goes only to 127.0.0.1. The nodes are stopped at the end, whatever happens.
+# Two processes of one build can still differ by several per cent (bench/ANALYSIS.md): repeat an A/B on
+# new nodes before believing a small difference. Traffic goes only to 127.0.0.1. The nodes are stopped at the end, whatever happens.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 dir_a="$(cd "$1" && pwd)"; dir_b="$(cd "$2" && pwd)"
