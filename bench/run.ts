@@ -2,7 +2,7 @@
  * `npm run bench`: Paygate's performance against the targets of the cluster issue, in one run, written
  * to bench/RESULTS.md (overwritten) with the machine, the date and the exact command.
  *
- * Paygate runs in child processes (`node --import tsx src/main.ts`, LOG_LEVEL=warn) on 127.0.0.1 and
+ * Paygate runs in child processes (`node dist/main.js`, its build as `npm start` runs it, built first when src/ changed; LOG_LEVEL=warn) on 127.0.0.1 and
  * free ports; autocannon runs in this process. Database: a scratch database on the DATABASE_URL server
  * when DATABASE_URL is set (dropped at the end; the URL's own database is used only when CREATE
  * DATABASE is refused), else the embedded PostgreSQL in a temporary data directory (removed).
@@ -468,7 +468,7 @@ async function writeResults(r: {
   md.push(`| machine load | load average ${r.loadAtStart.map((l) => l.toFixed(2)).join(' / ')} at start, ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} at end |`);
   md.push(`| database mode | **${r.mode}**${r.databaseNote ? `: ${r.databaseNote}` : ''} |`);
   md.push(
-    `| processes | Paygate: child process \`node --import tsx src/main.ts\`, LOG_LEVEL=warn, on 127.0.0.1${CPU_PROF_DIR ? ' (main node with --cpu-prof)' : ''}; load generator (autocannon ${autocannonVersion()}) and latency probes in the parent process; all traffic to 127.0.0.1 |`,
+    `| processes | Paygate: child process \`node dist/main.js\` (the build \`npm start\` runs), LOG_LEVEL=warn; the floor app compiled the same way (\`node bench/floor/.build/bench/floor/app.js\`), on 127.0.0.1${CPU_PROF_DIR ? ' (main node with --cpu-prof)' : ''}; load generator (autocannon ${autocannonVersion()}) and latency probes in the parent process; all traffic to 127.0.0.1 |`,
   );
   md.push(
     `| pinning | ${pinning ? `while the main node runs: Paygate's main node, the floor app and the peer on CPU ${pinning.server} (\`taskset -c ${pinning.server}\`), the bench process (load generator) on CPU ${pinning.generator}, PostgreSQL and the other scenarios' processes on all CPUs (${pinning.all})` : 'off (BENCH_PIN=0, fewer than 2 CPUs, or no taskset)'} |`,

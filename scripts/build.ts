@@ -98,8 +98,8 @@ export function buildWeb(): void {
   run('the admin panel (vite build)', WEB_STAMP, [path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn']);
 }
 
-function main(): void {
-  const force = process.argv.includes('--force');
+/** The server, src/ -> dist/, when one of its sources changed (or with `force`). */
+export function buildServer(force = false): void {
   const outputs = [path.join(DIST, 'main.js'), path.join(DIST, 'cli', 'index.js')];
   if (force || stale(SERVER_STAMP, serverSources(), outputs)) {
     const buildInfo = path.join(DIST, '.tsbuildinfo');
@@ -109,6 +109,11 @@ function main(): void {
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     run('the server (tsc)', SERVER_STAMP, [tsc, '-p', 'tsconfig.json', '--incremental', '--tsBuildInfoFile', buildInfo]);
   }
+}
+
+function main(): void {
+  const force = process.argv.includes('--force');
+  buildServer(force);
   if (force || webIsStale()) buildWeb();
 }
 

@@ -1,8 +1,9 @@
-/** Child processes: Paygate nodes (`node --import tsx src/main.ts`), the peer and the floor app; CPU pinning. */
+/** Child processes: Paygate nodes (`node dist/main.js`, the build `npm start` runs), the peer and the floor app; CPU pinning. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { buildServer } from '../../scripts/build.js';
 import { defer, type Resource } from './cleanup.js';
 import { log, ROOT, sleep } from './common.js';
 
@@ -160,8 +161,22 @@ export interface PaygateNode extends Child {
 }
 
 /** Starts Paygate with `env` on 127.0.0.1:port and waits for /readyz (200). */
+let serverBuilt = false;
+
+/**
+ * Paygate as it is deployed: `npm start` runs `node dist/main.js`, so the bench does too (built here
+ * when src/ changed). Not `--import tsx src/main.ts`: a TypeScript loader in the process is not what
+ * runs in production, and it can change the speed of a process (bench/ANALYSIS.md).
+ */
+function ensureServerBuilt(): void {
+  if (serverBuilt) return;
+  buildServer();
+  serverBuilt = true;
+}
+
 export async function startPaygate(name: string, env: NodeJS.ProcessEnv, port: number, extraNodeArgs: string[] = [], timeoutMs = 120_000, options: SpawnOptions = {}): Promise<PaygateNode> {
-  const child = spawnChild(name, [...extraNodeArgs, '--import', 'tsx', 'src/main.ts'], { ...env, PORT: String(port), HOST: '127.0.0.1' }, undefined, options);
+  ensureServerBuilt();
+  const child = spawnChild(name, [...extraNodeArgs, path.join('dist', 'main.js')], { ...env, PORT: String(port), HOST: '127.0.0.1' }, undefined, options);
   const node: PaygateNode = { ...child, baseUrl: `http://127.0.0.1:${port}`, port };
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
