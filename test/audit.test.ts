@@ -334,6 +334,20 @@ describe('audit log', () => {
     });
   });
 
+  it("a caller's own X-Request-Id is held only while its request is in flight: answered by a route, refused, or unmatched", async () => {
+    // Forgotten by each route's own onResponse hook and by the 404 context's (there is no global one).
+    const org = await createOrgWithKey(t, ['api_key:read']);
+    const before = t.services.chain.heldClientRequestIds;
+    const headers = (label: string) => ({ 'x-request-id': requestId(label) });
+    expectStatus(await t.request('GET', '/v1/api-keys', { token: org.token, headers: headers('route') }), 200);
+    expectStatus(await t.request('GET', '/v1/api-keys', { token: 'sk_short', headers: headers('refused') }), 401);
+    expectStatus(await t.request('GET', '/v1/no-such-route', { token: org.token, headers: headers('unmatched') }), 404);
+    expectStatus(await t.request('GET', '/healthz', { headers: headers('public') }), 200);
+    // onResponse runs once the response is written, which the client may see first.
+    for (let i = 0; i < 50 && t.services.chain.heldClientRequestIds > before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(t.services.chain.heldClientRequestIds).toBe(before);
+  });
+
   describe('refused attempts', () => {
     it('a key lacking the scope records auth.insufficient_scope', async () => {
       const org = await createOrgWithKey(t, ['audit:read']);

@@ -60,6 +60,11 @@ export class AuditChain {
     this.clientRequestIds.delete(requestId);
   }
 
+  /** How many requests' own ids are held: zero once every request that sent one is answered. */
+  get heldClientRequestIds(): number {
+    return this.clientRequestIds.size;
+  }
+
   hash(prevHash: string, event: AuditEvent): string {
     const { object: _object, ...fields } = event;
     return createHmac('sha256', this.key).update(prevHash).update('\n').update(canonicalJson(fields)).digest('hex');

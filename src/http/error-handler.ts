@@ -3,7 +3,7 @@
  * (validation, body parsing, size, media type, 404) and unknown ones (logged with the request id,
  * answered as a bare 500 that reveals nothing).
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import { AppError, ERRORS, NO_EXTRA, type ErrorCode, type FieldError } from '../errors.js';
 import { isDatabaseUnavailable } from '../db/database.js';
 
@@ -113,7 +113,11 @@ function fromFastify(error: FastifyError): AppError | null {
   return new AppError(code, code === 'validation_error' ? 'The request is malformed' : undefined, code === 'validation_error' ? { extra: { errors: [] } } : {});
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+/**
+ * The error handler and the 404 handler. `onUnmatchedResponse` runs once each unmatched request (a
+ * 404, or a URL the router refused) is answered: the only requests no route's own hooks see.
+ */
+export function registerErrorHandling(app: FastifyInstance, onUnmatchedResponse?: onResponseHookHandler): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appError = error instanceof AppError ? error : isDatabaseUnavailable(error) ? serviceUnavailable() : fromFastify(error);
     if (appError) {
@@ -125,5 +129,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     request.log.error({ err: error }, 'unhandled error');
     return sendProblem(reply, new AppError('internal_error', 'Something went wrong on our side; quote the requestId when reporting it'));
   });
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)));
+  // Fastify gives the 404 context every lifecycle hook named in these options (its types list only
+  // preValidation and preHandler).
+  const notFoundOptions = (onUnmatchedResponse ? { onResponse: onUnmatchedResponse } : {}) as Parameters<FastifyInstance['setNotFoundHandler']>[0];
+  app.setNotFoundHandler(notFoundOptions, (request, reply) => sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)));
 }

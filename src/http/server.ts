@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex, Writable } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply, type onResponseHookHandler } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type onResponseHookHandler } from 'fastify';
+import type { Logger } from 'pino';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import SerializerSelector from '@fastify/fast-json-stringify-compiler';
@@ -28,7 +29,7 @@ import { registerPaymentRoutes } from '../payments/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
 import { registerReportRoutes } from '../reports/routes.js';
 import { registerLeakRoutes } from '../leaks/routes.js';
-import { LOG_REDACTION, lazyChildLogger, logDestination } from '../logging.js';
+import { LOG_REDACTION, logDestination, makeRequestChildrenLazy } from '../logging.js';
 import { registerComponents, swaggerOptions } from './openapi.js';
 
 export interface ServerOptions {
@@ -177,8 +178,6 @@ export async function buildServer(services: Services, options: ServerOptions = {
     // Always Paygate's own id (as a payment platform's request ids are): a caller must not choose the
     // id that audit events and logs are correlated by. The caller's own X-Request-Id is kept apart.
     genReqId: () => nextRequestId(),
-    // Each request's child logger is made when it first writes a line (most never do at warn).
-    childLoggerFactory: lazyChildLogger as never,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
     // A node shutting down answers requests that still arrive (pipelined, or on a kept-alive
@@ -187,6 +186,9 @@ export async function buildServer(services: Services, options: ServerOptions = {
     routerOptions: { ignoreTrailingSlash: true },
     schemaController: { compilersFactory: { buildSerializer: sharedSerializers() } },
   });
+
+  // Each request's child logger is made when it first writes a line (most never do at warn).
+  makeRequestChildrenLazy(app.log as Logger);
 
   const bodyAjv = makeAjv(false);
   const paramAjv = makeAjv(true);
@@ -208,7 +210,17 @@ export async function buildServer(services: Services, options: ServerOptions = {
   registerComponents(app, [bodyAjv, paramAjv]);
   await app.register(swagger, swaggerOptions(services.config));
 
-  registerErrorHandling(app);
+  // The caller's X-Request-Id is remembered for the request's audit events (onRequest, below) and
+  // forgotten when the response is done, by the route's own onResponse hook or the 404's.
+  const forgetClientRequestId = (request: FastifyRequest) => {
+    if (request.headers['x-request-id'] !== undefined) services.chain.forgetClientRequestId(request.id);
+  };
+  // Requests no route matched (404s, URLs the router refused); every route counts its own below.
+  registerErrorHandling(app, (request, reply, done) => {
+    forgetClientRequestId(request);
+    services.metrics.observeRequest(request.method, 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -247,19 +259,15 @@ export async function buildServer(services: Services, options: ServerOptions = {
     else done();
   });
 
-  app.addHook('onResponse', (request, reply, done) => {
-    if (request.headers['x-request-id'] !== undefined) services.chain.forgetClientRequestId(request.id);
-    // Requests no route matched (404s, URLs the router refused); every route counts its own below.
-    if (request.is404) services.metrics.observeRequest(request.method, 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
-    done();
-  });
   // Each route counts its requests under its pattern, bound as the route is added (never raw URLs:
   // label cardinality stays bounded whatever clients send). Reading request.routeOptions instead
-  // builds an object of 13 fields on every request.
+  // builds an object of 13 fields on every request. No global onResponse hook: it would be one more
+  // hook in every route's chain, for what only unmatched requests need (registerErrorHandling above).
   app.addHook('onRoute', (route) => {
     const pattern = route.url;
     const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
     const observe: onResponseHookHandler = (request, reply, done) => {
+      forgetClientRequestId(request);
       services.metrics.observeRequest(request.method, pattern, reply.statusCode, reply.elapsedTime / 1000);
       done();
     };
