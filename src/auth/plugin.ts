@@ -199,9 +199,9 @@ function keyPrincipal(request: FastifyRequest, reply: FastifyReply, outcome: Ver
   // A key with a rate limit says where it stands on every answer, refusals after this point included
   // (RateLimit-* as the IETF httpapi draft names them; Reset in seconds). Keys without one send none.
   if (outcome.rateLimit) {
-    reply.header('RateLimit-Limit', outcome.rateLimit.limit);
-    reply.header('RateLimit-Remaining', outcome.rateLimit.remaining);
-    reply.header('RateLimit-Reset', outcome.rateLimit.resetSeconds);
+    reply.header('ratelimit-limit', outcome.rateLimit.limit);
+    reply.header('ratelimit-remaining', outcome.rateLimit.remaining);
+    reply.header('ratelimit-reset', outcome.rateLimit.resetSeconds);
   }
   if (outcome.ok) return { type: 'api_key', key: outcome.key, scopes: outcome.scopes };
   if (outcome.code === 'invalid_api_key') services.audit.noteInvalidApiKey(request.ip, request.id);
