@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B of two Paygate builds (or one build under two environments) side by side (bench/ANALYSIS.md):
-# both nodes start fresh, pinned to CPU 1, on one PostgreSQL database; both get the same warm-up mix of
+# both nodes start fresh from their builds (dist/main.js, compiled first), pinned to CPU 1, on one PostgreSQL database; both get the same warm-up mix of
 # routes (whoami, /healthz, a refusal on /v1/clients, with AUTH), so they start from like states; then
 # bench/side-by-side.mjs loads the two at once from CPU 0, in both orders, and the geometric mean of
 # the two medians is printed (B / A: above 1 means B is faster).
@@ -27,11 +27,14 @@ openssl genpkey -algorithm ed25519 -out "$work/audit.pem" 2>/dev/null
 secret() { node -e 'console.log(require("node:crypto").randomBytes(24).toString("hex"))'; }
 pepper="ab-pepper-$(secret)"; session="ab-session-$(secret)"
 
+# Each build runs as it ships (`node dist/main.js`, what `npm start` runs), compiled here first: a
+# TypeScript loader in the process can change its speed (bench/ANALYSIS.md).
+for dir in "$dir_a" "$dir_b"; do (cd "$dir" && node node_modules/typescript/bin/tsc -p tsconfig.json); done
 start() { # dir port extra-env log -> pid
   (cd "$1" && exec env $3 PORT="$2" DATABASE_URL="$DATABASE_URL" PAYGATE_SECRET_PEPPER="$pepper" \
     PAYGATE_SESSION_SECRET="$session" PAYGATE_AUDIT_SIGNING_KEY="$(cat "$work/audit.pem")" \
     PAYGATE_ADMIN_EMAIL=ab@example.com PAYGATE_ADMIN_PASSWORD='Ab-Bench-Password-123!' LOG_LEVEL=warn \
-    taskset -c 1 node --import tsx src/main.ts >"$4" 2>&1) &
+    taskset -c 1 node dist/main.js >"$4" 2>&1) &
   echo $!
 }
 ready() { for _ in $(seq 1 90); do curl -sf -o /dev/null "http://127.0.0.1:$1/readyz" && return 0; sleep 1; done; echo "node on $1 not ready:" >&2; cat "$2" >&2; exit 1; }
