@@ -160,7 +160,6 @@ export interface PaygateNode extends Child {
   port: number;
 }
 
-/** Starts Paygate with `env` on 127.0.0.1:port and waits for /readyz (200). */
 let serverBuilt = false;
 
 /**
@@ -174,6 +173,7 @@ function ensureServerBuilt(): void {
   serverBuilt = true;
 }
 
+/** Starts Paygate with `env` on 127.0.0.1:port and waits for /readyz (200). */
 export async function startPaygate(name: string, env: NodeJS.ProcessEnv, port: number, extraNodeArgs: string[] = [], timeoutMs = 120_000, options: SpawnOptions = {}): Promise<PaygateNode> {
   ensureServerBuilt();
   const child = spawnChild(name, [...extraNodeArgs, path.join('dist', 'main.js')], { ...env, PORT: String(port), HOST: '127.0.0.1' }, undefined, options);
