@@ -152,6 +152,11 @@ export class InvalidationBus {
     return this.live;
   }
 
+  /** The highest change sequence number this node has taken in, by NOTIFY or by catch-up (tests). */
+  get seenSeq(): number {
+    return this.lastSeq;
+  }
+
   onInvalidate(handler: (invalidation: Invalidation) => void): void {
     this.handlers.push(handler);
   }
