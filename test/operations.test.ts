@@ -45,6 +45,17 @@ describe('operations', () => {
 
   const keyCount = async () => (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys WHERE organization_id = $1', [org.organizationId]))[0]!.n;
 
+  it('no route pays an onSend hook stage: cookies are written by the few routes that set one', async () => {
+    // A hook stage costs every request it applies to (bench/ANALYSIS.md); @fastify/cookie added one to all.
+    const routes = t.app.printRoutes({ includeHooks: true, commonPrefix: false });
+    expect(routes).toContain('/healthz (GET)');
+    expect(routes).toContain('(onRequest)');
+    // Only Fastify's own, on the HEAD twin of each GET (it drops the body).
+    const onSend = routes.split('\n').filter((line) => line.includes('(onSend)'));
+    expect(onSend.length).toBeGreaterThan(0);
+    for (const line of onSend) expect(line).toMatch(/\(onSend\) \["headRouteOnSendHandler\(\)"\]$/);
+  });
+
   describe('errors are problem+json', () => {
     it('an unknown route is 404 not_found', async () => {
       for (const [method, path] of [['GET', '/v1/no-such-thing'], ['GET', '/nowhere'], ['POST', '/v1/api-keys/abc/explode'], ['PUT', '/v1/api-keys']] as const) {

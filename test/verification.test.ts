@@ -130,7 +130,8 @@ describe('API key verification', () => {
     // Waits until this node has taken in every change committed so far. Counting notifications
     // instead raced: the echo of an earlier test's change, still in flight, was counted as this one's.
     const allSeen = async () => {
-      const [{ max }] = await t.db.query<{ max: number }>('SELECT coalesce(max(seq), 0)::int AS max FROM invalidations');
+      const [row] = await t.db.query<{ max: number }>('SELECT coalesce(max(seq), 0)::int AS max FROM invalidations');
+      const max = row!.max;
       const deadline = Date.now() + 5_000;
       while (bus.seenSeq < max && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
       expect(bus.seenSeq).toBeGreaterThanOrEqual(max);

@@ -4,6 +4,7 @@
  * -> a global admin's access inside an organization is audited (SPEC §3, §15).
  * Runs before the body is parsed, so an unauthenticated request never costs a parse.
  */
+import { cookiesOf } from '../http/cookies.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { AppError, validationError } from '../errors.js';
 import { sendProblem } from '../http/error-handler.js';
@@ -26,11 +27,6 @@ export const SESSION_COOKIE = 'session';
 export const CSRF_COOKIE = 'csrf';
 export const SELECTED_ORGANIZATION_COOKIE = 'selectedOrganization';
 
-/** Cookies, parsed on first use: most requests (API keys, probes) never need them. */
-export function cookiesOf(request: FastifyRequest): Record<string, string | undefined> {
-  if (!request.cookies) request.cookies = request.headers.cookie ? request.server.parseCookie(request.headers.cookie) : {};
-  return request.cookies;
-}
 
 function insufficientScope(scope: string): AppError {
   return new AppError('insufficient_scope', `This credential lacks the scope ${scope}`, {

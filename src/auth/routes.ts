@@ -10,7 +10,8 @@ import { AppError } from '../errors.js';
 import { ROLES, roleScopes } from '../scopes/catalog.js';
 import { authOf, route } from '../http/routes.js';
 import { DateTime, NoContent, Nullable, StringEnum, component } from '../http/openapi.js';
-import { CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE, SESSION_COOKIE, cookiesOf } from './plugin.js';
+import { CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE, SESSION_COOKIE } from './plugin.js';
+import { clearCookie, cookiesOf, setCookie } from '../http/cookies.js';
 import type { SessionPrincipal } from './sessions.js';
 import { MAX_PASSWORD_LENGTH } from '../users/passwords.js';
 
@@ -115,7 +116,7 @@ function selectedOrganization(request: FastifyRequest, session: SessionPrincipal
 
 export function registerAuthRoutes(app: FastifyInstance, services: Services): void {
   const clearCookies = (reply: FastifyReply) => {
-    for (const name of [SESSION_COOKIE, CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE]) reply.clearCookie(name, { path: '/' });
+    for (const name of [SESSION_COOKIE, CSRF_COOKIE, SELECTED_ORGANIZATION_COOKIE]) clearCookie(reply, name, { path: '/' });
   };
 
   route(app, {
@@ -135,11 +136,11 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
       });
       const secure = secureCookies(services, request);
       const maxAge = Math.floor((result.expiresAt.getTime() - Date.now()) / 1000);
-      reply.setCookie(SESSION_COOKIE, result.token, { httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge });
+      setCookie(reply, SESSION_COOKIE, result.token, { httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge });
       // Readable by the admin page, which echoes it in X-CSRF-Token (double submit).
-      reply.setCookie(CSRF_COOKIE, result.csrf, { httpOnly: false, sameSite: 'lax', secure, path: '/', maxAge });
+      setCookie(reply, CSRF_COOKIE, result.csrf, { httpOnly: false, sameSite: 'lax', secure, path: '/', maxAge });
       // Login chooses no organization: a stale selection from an earlier session must not carry over.
-      reply.clearCookie(SELECTED_ORGANIZATION_COOKIE, { path: '/' });
+      clearCookie(reply, SELECTED_ORGANIZATION_COOKIE, { path: '/' });
       return { user: result.user, token: result.token, csrfToken: result.csrf, expiresAt: result.expiresAt.toISOString() };
     },
   });
@@ -212,7 +213,7 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
       const member = session.roles.has(organizationId);
       if (!member && !session.isGlobalAdmin) throw new AppError('forbidden', 'You are not a member of this organization');
       if (!(await services.organizations.isActive(organizationId))) throw new AppError('not_found', 'No such organization');
-      reply.setCookie(SELECTED_ORGANIZATION_COOKIE, organizationId, { httpOnly: false, sameSite: 'lax', secure: secureCookies(services, request), path: '/' });
+      setCookie(reply, SELECTED_ORGANIZATION_COOKIE, organizationId, { httpOnly: false, sameSite: 'lax', secure: secureCookies(services, request), path: '/' });
       const membership = session.memberships.find((m) => m.organizationId === organizationId);
       return { selectedOrganization: { id: organizationId, name: membership?.organizationName ?? null, role: membership?.role ?? null } };
     },

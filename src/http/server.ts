@@ -4,9 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex, Writable } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type onResponseHookHandler } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type onResponseHookHandler } from 'fastify';
 import type { Logger } from 'pino';
-import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import { Ajv } from 'ajv';
@@ -29,6 +28,7 @@ import { registerPaymentRoutes } from '../payments/routes.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
 import { registerReportRoutes } from '../reports/routes.js';
 import { registerLeakRoutes } from '../leaks/routes.js';
+import { registerCookies } from './cookies.js';
 import { LOG_REDACTION, logDestination, makeRequestChildrenLazy } from '../logging.js';
 import { registerComponents, swaggerOptions } from './openapi.js';
 
@@ -161,6 +161,22 @@ function sharedSerializers(): SerializerSelector.SerializerFactory {
   };
 }
 
+/**
+ * Fastify's request lines ("incoming request", "request completed") are written at info. At the
+ * production level (warn) each still built its object and argument list for a call that writes
+ * nothing, twice a request; asked first whether the request's logger writes info, they are not
+ * built at all. A request that ended in an error is still logged as Fastify logs it.
+ */
+class RequestLineController extends LogController {
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
+    if ((request.log as Logger).isLevelEnabled('info')) super.incomingRequest(request, reply);
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error || (request.log as Logger).isLevelEnabled('info')) super.requestCompleted(error, request, reply);
+  }
+}
+
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   // The tests' capture, else JSON on stdout or, for people, pino-pretty (src/logging.ts).
   const logStream = options.logStream ?? logDestination(services.config.logFormat);
@@ -178,6 +194,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     // Always Paygate's own id (as a payment platform's request ids are): a caller must not choose the
     // id that audit events and logs are correlated by. The caller's own X-Request-Id is kept apart.
     genReqId: () => nextRequestId(),
+    logController: new RequestLineController(),
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
     // A node shutting down answers requests that still arrive (pipelined, or on a kept-alive
@@ -204,8 +221,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
   // rather than a string that then fails the body schema as a confusing 400.
   app.removeContentTypeParser('text/plain');
 
-  // Parsed lazily (auth/plugin.ts cookiesOf) instead of on every request.
-  await app.register(cookie, { hook: false });
+  // Cookies without a plugin and its onSend hook on every route (http/cookies.ts).
+  registerCookies(app);
   // Named schema components (src/http/openapi.ts) for the serialisers, the validators and the document.
   registerComponents(app, [bodyAjv, paramAjv]);
   await app.register(swagger, swaggerOptions(services.config));

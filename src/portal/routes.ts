@@ -12,7 +12,7 @@ import formbody from '@fastify/formbody';
 import type { Services } from '../services.js';
 import { authOf, organizationOf, organizationRoute } from '../http/routes.js';
 import { sendIdempotent } from '../payments/http.js';
-import { cookiesOf } from '../auth/plugin.js';
+import { clearCookie, cookiesOf, setCookie } from '../http/cookies.js';
 import { AppError } from '../errors.js';
 import { PORTAL_SESSION_TTL_MINUTES, type PortalSession } from './service.js';
 import { CreateMagicLinkBody, PortalLinkRef } from './schemas.js';
@@ -153,9 +153,9 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
     const session = await portal.session(token);
     return session && token ? { token, session } : null;
   };
-  const clearCookie = (reply: FastifyReply) => reply.clearCookie(PORTAL_COOKIE, { path: COOKIE_PATH });
+  const clearPortalCookie = (reply: FastifyReply) => clearCookie(reply, PORTAL_COOKIE, { path: COOKIE_PATH });
   const signedOut = (request: FastifyRequest, reply: FastifyReply) => {
-    if (cookiesOf(request)[PORTAL_COOKIE] !== undefined) clearCookie(reply);
+    if (cookiesOf(request)[PORTAL_COOKIE] !== undefined) clearPortalCookie(reply);
     return sendPage(reply, 401, sessionEndedPage());
   };
   /** Portal forms are read by hand (no body schema): a bad form is a page, never a problem+json. */
@@ -189,7 +189,7 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
     // A session this browser held before is ended rather than left behind (one portal session per browser).
     const previous = await sessionOf(request);
     if (previous) await portal.endSession(previous.session.id);
-    reply.setCookie(PORTAL_COOKIE, redeemed.sessionToken, {
+    setCookie(reply, PORTAL_COOKIE, redeemed.sessionToken, {
       httpOnly: true,
       sameSite: 'lax',
       secure: secureCookie(request),
@@ -228,7 +228,7 @@ async function registerPortalPages(scope: FastifyInstance, services: Services): 
       checkCsrf(current.token, request);
       await portal.endSession(current.session.id);
     }
-    clearCookie(reply);
+    clearPortalCookie(reply);
     return reply.redirect('/portal/signed-out', 303);
   });
 
