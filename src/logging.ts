@@ -55,6 +55,8 @@ export function createLogger(options: { level: string; format: LogFormat }): Log
 
 type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 type LogMethod = (...args: unknown[]) => void;
+/** pino's own `child`, called with the logger it belongs to. */
+type MakeChild = (this: Logger, bindings: Record<string, unknown>, options?: Record<string, unknown>) => Logger;
 
 /**
  * A request's logger, made on first use. Fastify makes a child logger for every request, and a pino
@@ -62,8 +64,6 @@ type LogMethod = (...args: unknown[]) => void;
  * verification. At the production level (warn) almost no request writes a line, so the child is
  * made only when one does, or when something asks for its bindings or a child of it.
  */
-type MakeChild = (this: Logger, bindings: Record<string, unknown>, options?: Record<string, unknown>) => Logger;
-
 class LazyRequestLogger {
   private real: Logger | null = null;
 

@@ -4,8 +4,8 @@
  * -> a global admin's access inside an organization is audited (SPEC §3, §15).
  * Runs before the body is parsed, so an unauthenticated request never costs a parse.
  */
-import { cookiesOf } from '../http/cookies.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { cookiesOf } from '../http/cookies.js';
 import { AppError, validationError } from '../errors.js';
 import { sendProblem } from '../http/error-handler.js';
 import { ScopeSet } from '../scopes/check.js';
@@ -26,7 +26,6 @@ const EMPTY = new ScopeSet([]);
 export const SESSION_COOKIE = 'session';
 export const CSRF_COOKIE = 'csrf';
 export const SELECTED_ORGANIZATION_COOKIE = 'selectedOrganization';
-
 
 function insufficientScope(scope: string): AppError {
   return new AppError('insufficient_scope', `This credential lacks the scope ${scope}`, {
